@@ -1,0 +1,109 @@
+"""The command line: the only place that reads argv, prints, calls `trio.run` and chooses exit codes.
+
+`main(argv) -> int` is the one error boundary. Expected failures (`LeapbatchError`) print `error: <what, where>`
+and `hint: <what to do>` on stderr and return their exit code; Ctrl-C returns 130; anything else is a bug and
+shows its traceback. `LEAPBATCH_DEBUG=1` re-raises everything. Each subcommand lives in a small module of this
+package that exposes `register(subparsers)`.
+
+Exit codes: 0 all done, 1 some jobs failed (or `verify` found problems), 2 bad manifest or usage, 3 output folder
+locked, 4 ledger corrupt, 5 API unavailable (key refused, server unreachable), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from leapbatch import __version__
+from leapbatch.cli import emulator_cmd, ledger_cmds, manifest_cmds, run_cmd
+from leapbatch.cli._common import CommandModule, Handler
+from leapbatch.errors import EXIT_INTERRUPTED, EXIT_USAGE, LeapbatchError, ManifestError
+
+EPILOG = """\
+exit codes: 0 done, 1 some jobs failed, 2 bad manifest or usage, 3 output folder locked,
+            4 ledger corrupt, 5 API unavailable, 130 interrupted
+environment: LEAP_API_KEY (the key; never pass it on the command line), LEAP_BASE_URL
+             (default https://api.tryleap.ai), LEAPBATCH_DEBUG=1 (show tracebacks)
+docs: docs/manifest.md (every manifest key), docs/cli.md (every command)"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the parser of every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="leapbatch",
+        description="Generate image datasets on Leap's image API from a YAML manifest: plan, run, resume, "
+        "verify and clean up, with a local emulator for trying it for free.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"leapbatch {__version__}")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    modules: list[CommandModule] = [manifest_cmds, run_cmd, ledger_cmds, emulator_cmd]
+    for module in modules:
+        module.register(sub)
+    return parser
+
+
+def _print_error(exc: LeapbatchError) -> None:
+    if isinstance(exc, ManifestError):
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        count = len(exc.problems)
+        print(f"{count} problem{'s' if count != 1 else ''} found", file=sys.stderr)
+        return
+    print(f"error: {exc.message}", file=sys.stderr)
+    if exc.hint:
+        print(f"hint: {exc.hint}", file=sys.stderr)
+
+
+def _first_expected(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            inner = _first_expected(exc)
+            if inner is not None:
+                return inner
+        elif isinstance(exc, LeapbatchError | KeyboardInterrupt):
+            return exc
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line and return its exit code."""
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # httpx logs full URLs at INFO
+    logging.getLogger("hypercorn").setLevel(logging.WARNING)
+    debug = os.environ.get("LEAPBATCH_DEBUG") == "1"
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # argparse: --help, --version, usage errors
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except LeapbatchError as exc:
+        if debug:
+            raise
+        _print_error(exc)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BaseExceptionGroup as group:
+        found = _first_expected(group)
+        if debug or found is None:
+            raise
+        if isinstance(found, KeyboardInterrupt):
+            print("interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        assert isinstance(found, LeapbatchError)
+        _print_error(found)
+        return found.exit_code
+
+
+def entry_point() -> None:
+    """Run `main` with `sys.argv` and exit with its code (the console script)."""
+    sys.exit(main())

@@ -1,0 +1,245 @@
+"""`LeapClient`: the four calls of Leap's image API over an injected `httpx.AsyncClient`.
+
+The client speaks the wire exactly (routes, camelCase bodies, bearer auth) and turns every failure into the
+exception tree of `leapbatch.errors`: a message with the status, the server's messages, the method and the path,
+and never the key (it lives only in the `Authorization` header of the API client built by `api_http`).
+
+Every request goes through one seam, `LeapClient._send`: an optional `gate` is awaited first (the runner's token
+bucket), then the request is sent through the `RetryPolicy` (by default: one attempt). Image downloads never use
+this client: `download_http` builds a second client that has no Authorization header.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+from urllib.parse import quote
+
+import httpx
+from pydantic import SecretStr, ValidationError
+
+from leapbatch import errors
+from leapbatch.backoff import parse_retry_after
+from leapbatch.wire import API_PREFIX, DEFAULT_BASE_URL, CreateInferenceDto, ErrorBody, InferenceEntity
+
+DEFAULT_PAGE_SIZE = 50
+# httpx's default 5 s timeout would also bound the wait for a pooled connection (PoolTimeout): concurrency is
+# bounded by the runner instead.
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, pool=None)
+
+Gate = Callable[[], Awaitable[None]]
+Attempt = Callable[[], Awaitable[httpx.Response]]
+
+
+class RetryPolicy(Protocol):
+    """Decide whether and when to send a request again (see `leapbatch.retry`)."""
+
+    async def run(self, method: str, path: str, attempt: Attempt) -> httpx.Response:
+        """Call `attempt` until it succeeds or the policy gives up, re-raising the last error."""
+        ...
+
+
+class SingleAttempt:
+    """The policy that never retries."""
+
+    async def run(self, method: str, path: str, attempt: Attempt) -> httpx.Response:
+        """Call `attempt` once."""
+        return await attempt()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the API is and the key to it, read from `LEAP_BASE_URL` and `LEAP_API_KEY`."""
+
+    base_url: str = DEFAULT_BASE_URL
+    api_key: SecretStr | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read the settings from the environment (the key is never taken from argv or files)."""
+        env = os.environ if environ is None else environ
+        key = env.get("LEAP_API_KEY", "").strip()
+        return cls(
+            base_url=env.get("LEAP_BASE_URL", "").strip() or DEFAULT_BASE_URL,
+            api_key=SecretStr(key) if key else None,
+        )
+
+
+def api_http(
+    base_url: str,
+    api_key: SecretStr,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+    max_connections: int = 64,
+) -> httpx.AsyncClient:
+    """Return the HTTP client for API calls: base URL, bearer key, sane timeouts."""
+    return httpx.AsyncClient(
+        base_url=base_url,
+        headers={"Authorization": f"Bearer {api_key.get_secret_value()}", "Accept": "application/json"},
+        transport=transport,
+        timeout=timeout,
+        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+        follow_redirects=False,
+    )
+
+
+def download_http(
+    *, transport: httpx.AsyncBaseTransport | None = None, timeout: httpx.Timeout = DEFAULT_TIMEOUT
+) -> httpx.AsyncClient:
+    """Return the HTTP client for image downloads: it carries no Authorization header, ever."""
+    return httpx.AsyncClient(transport=transport, timeout=timeout, follow_redirects=True)
+
+
+def inferences_path(model_id: str, inference_id: str | None = None) -> str:
+    """Return the API path of a model's inferences, or of one inference (ids are percent-encoded)."""
+    base = f"{API_PREFIX}/{quote(model_id, safe='')}/inferences"
+    return base if inference_id is None else f"{base}/{quote(inference_id, safe='')}"
+
+
+def _server_messages(response: httpx.Response) -> list[str]:
+    try:
+        body = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        kind = response.headers.get("content-type", "unknown type").split(";")[0]
+        return [f"non-JSON error body ({kind}, {len(response.content)} bytes)"]
+    if isinstance(body, dict):
+        try:
+            return ErrorBody.model_validate(body).messages()
+        except ValidationError:
+            pass
+    return [json.dumps(body, sort_keys=True)[:300]]
+
+
+def _raise_for_status(response: httpx.Response, method: str, path: str) -> None:
+    if response.is_success:
+        return
+    retry_after = parse_retry_after(response.headers.get("retry-after"))
+    cls = errors.status_error_class(response.status_code)
+    raise cls(
+        status=response.status_code,
+        messages=_server_messages(response),
+        method=method,
+        path=path,
+        retry_after=retry_after,
+    )
+
+
+def _json_body(response: httpx.Response, method: str, path: str) -> Any:
+    try:
+        return response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise errors.MalformedResponseError(
+            f"HTTP {response.status_code} from {method} {path}: the body is not JSON ({exc.__class__.__name__})",
+            method=method,
+            path=path,
+            status=response.status_code,
+        ) from None
+
+
+def _entity(data: Any, response: httpx.Response, method: str, path: str) -> InferenceEntity:
+    try:
+        return InferenceEntity.model_validate(data)
+    except ValidationError as exc:
+        where = ", ".join(".".join(str(p) for p in err["loc"]) or "body" for err in exc.errors()[:3])
+        raise errors.MalformedResponseError(
+            f"HTTP {response.status_code} from {method} {path}: not an inference job (bad fields: {where})",
+            method=method,
+            path=path,
+            status=response.status_code,
+        ) from None
+
+
+class LeapClient:
+    """Leap's image API: `create`, `find_all` / `iter_all`, `find_one`, `remove`."""
+
+    def __init__(self, http: httpx.AsyncClient, *, gate: Gate | None = None, retry: RetryPolicy | None = None):
+        self._http = http
+        self._gate = gate
+        self._retry: RetryPolicy = retry or SingleAttempt()
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Mapping[str, Any] | None = None,
+        params: Mapping[str, str | int] | None = None,
+    ) -> httpx.Response:
+        async def attempt() -> httpx.Response:
+            if self._gate is not None:
+                await self._gate()
+            try:
+                response = await self._http.request(method, path, json=body, params=params)
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                raise errors.ConnectError(
+                    f"could not connect for {method} {path}: {exc.__class__.__name__}",
+                    method=method,
+                    path=path,
+                ) from None
+            except httpx.TimeoutException as exc:
+                raise errors.TransportError(
+                    f"no answer in time for {method} {path}: {exc.__class__.__name__}",
+                    method=method,
+                    path=path,
+                ) from None
+            except httpx.TransportError as exc:
+                raise errors.TransportError(
+                    f"connection failed during {method} {path}: {exc.__class__.__name__}",
+                    method=method,
+                    path=path,
+                ) from None
+            _raise_for_status(response, method, path)
+            return response
+
+        return await self._retry.run(method, path, attempt)
+
+    async def create(self, model_id: str, request: CreateInferenceDto) -> InferenceEntity:
+        """Submit a generation job; it starts `queued` with no images."""
+        path = inferences_path(model_id)
+        response = await self._send("POST", path, body=request.to_wire())
+        return _entity(_json_body(response, "POST", path), response, "POST", path)
+
+    async def find_all(
+        self, model_id: str, *, only_finished: bool = False, page: int = 1, page_size: int = DEFAULT_PAGE_SIZE
+    ) -> list[InferenceEntity]:
+        """Return one page of the model's jobs (pages start at 1; an empty page ends the list)."""
+        path = inferences_path(model_id)
+        params = {"onlyFinished": "true" if only_finished else "false", "page": page, "pageSize": page_size}
+        response = await self._send("GET", path, params=params)
+        data = _json_body(response, "GET", path)
+        if not isinstance(data, list):
+            raise errors.MalformedResponseError(
+                f"HTTP {response.status_code} from GET {path}: expected a JSON array of jobs",
+                method="GET",
+                path=path,
+                status=response.status_code,
+            )
+        return [_entity(item, response, "GET", path) for item in data]
+
+    async def iter_all(
+        self, model_id: str, *, only_finished: bool = False, page_size: int = DEFAULT_PAGE_SIZE
+    ) -> AsyncIterator[InferenceEntity]:
+        """Yield every job of the model, page after page, until an empty page.
+
+        Only "pages are disjoint and an empty page ends the list" is relied on: a server may cap `pageSize` below
+        what was asked, so a short page does not end the listing.
+        """
+        page = 1
+        while batch := await self.find_all(model_id, only_finished=only_finished, page=page, page_size=page_size):
+            for entity in batch:
+                yield entity
+            page += 1
+
+    async def find_one(self, model_id: str, inference_id: str) -> InferenceEntity:
+        """Return one job, with its image URIs once finished."""
+        path = inferences_path(model_id, inference_id)
+        response = await self._send("GET", path)
+        return _entity(_json_body(response, "GET", path), response, "GET", path)
+
+    async def remove(self, model_id: str, inference_id: str) -> None:
+        """Delete a job and its images (raises `NotFoundError` if it is already gone)."""
+        await self._send("DELETE", inferences_path(model_id, inference_id))

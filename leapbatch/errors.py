@@ -1,0 +1,185 @@
+"""The exception tree of leapbatch.
+
+Every error a user can cause or meet carries a one-line message (what, and where) and an optional hint (what to
+do), and knows the exit code the CLI returns for it. The CLI is the only place that catches these and prints them.
+
+```
+LeapbatchError                      exit_code  raised when
+├── UsageError                          2      a command line or setting is wrong (e.g. no API key)
+├── ManifestError                       2      a manifest fails to load or validate (carries every Problem)
+├── OutputLockedError                   3      another runner holds the output folder's lock
+├── LedgerCorruptError                  4      the ledger has a bad record before its last line
+├── ApiUnavailableError                 5      the API refused the key, or stayed unreachable past the retries
+└── ApiError                            5      one API call failed (the runner decides what it means for a job)
+    ├── TransportError                          no HTTP response: connect, timeout, reset, protocol error
+    │   └── ConnectError                        the request provably never reached the server
+    ├── MalformedResponseError                  a response arrived but its body is not what the API promises
+    └── HTTPStatusError                         the server answered with a non-2xx status
+        ├── BadRequestError          400        validation failed; `messages` lists every problem
+        ├── AuthError                401/403    the key is missing, wrong or revoked
+        ├── NotFoundError            404        no such model or inference (on delete: already gone)
+        ├── RateLimitedError         429        too many requests; `retry_after` holds the server's wish
+        └── ServerError              5xx        the server failed (or a proxy in front of it)
+```
+
+Messages never contain the API key: the client only ever puts method, path, status and the server's messages in
+them, and the key lives in a header.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+EXIT_OK = 0
+EXIT_SOME_FAILED = 1
+EXIT_USAGE = 2
+EXIT_LOCKED = 3
+EXIT_LEDGER_CORRUPT = 4
+EXIT_API_UNAVAILABLE = 5
+EXIT_INTERRUPTED = 130
+
+
+class LeapbatchError(Exception):
+    """Base of every error leapbatch raises on purpose."""
+
+    exit_code: int = EXIT_USAGE
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class UsageError(LeapbatchError):
+    """Raised when a command line, setting or environment variable is wrong."""
+
+    exit_code = EXIT_USAGE
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a manifest, located at `path:line:col` (1-based; 0 when unknown)."""
+
+    path: str
+    line: int
+    col: int
+    field: str
+    message: str
+    hint: str | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}:{self.col}" if self.line else self.path
+        head = f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        return f"{head} (hint: {self.hint})" if self.hint else head
+
+
+class ManifestError(LeapbatchError):
+    """Raised when a manifest fails to load or validate; `problems` holds every problem found, in file order."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = sorted(problems, key=lambda p: (p.path, p.line, p.col, p.field, p.message))
+        count = len(self.problems)
+        first = str(self.problems[0]) if self.problems else "invalid manifest"
+        more = f" (and {count - 1} more)" if count > 1 else ""
+        super().__init__(first + more, hint="fix the lines above; `leapbatch validate FILE` lists every problem")
+
+
+class OutputLockedError(LeapbatchError):
+    """Raised when another leapbatch process holds the output folder."""
+
+    exit_code = EXIT_LOCKED
+
+
+class LedgerCorruptError(LeapbatchError):
+    """Raised when a ledger record before the last line cannot be read (the file is left untouched)."""
+
+    exit_code = EXIT_LEDGER_CORRUPT
+
+
+class ApiUnavailableError(LeapbatchError):
+    """Raised when the batch cannot go on: the key was refused, or the API stayed unreachable."""
+
+    exit_code = EXIT_API_UNAVAILABLE
+
+
+class ApiError(LeapbatchError):
+    """Raised when one call to the Leap API fails."""
+
+    exit_code = EXIT_API_UNAVAILABLE
+
+    def __init__(self, message: str, *, method: str, path: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.method = method
+        self.path = path
+
+
+class TransportError(ApiError):
+    """Raised when no HTTP response arrived (timeout, reset, protocol error): the request may have been served."""
+
+
+class ConnectError(TransportError):
+    """Raised when the connection could not be made, so the request never reached the server."""
+
+
+class MalformedResponseError(ApiError):
+    """Raised when a response arrived but its body does not parse as the API promises."""
+
+    def __init__(self, message: str, *, method: str, path: str, status: int) -> None:
+        super().__init__(message, method=method, path=path)
+        self.status = status
+
+
+class HTTPStatusError(ApiError):
+    """Raised when the server answers a non-2xx status; the message joins the server's own messages."""
+
+    def __init__(
+        self,
+        *,
+        status: int,
+        messages: list[str],
+        method: str,
+        path: str,
+        retry_after: float | None = None,
+    ) -> None:
+        said = "; ".join(messages) if messages else "no message"
+        super().__init__(f"HTTP {status} from {method} {path}: {said}", method=method, path=path)
+        self.status = status
+        self.messages = messages
+        self.retry_after = retry_after
+
+
+class BadRequestError(HTTPStatusError):
+    """Raised on 400: the server rejected the request body."""
+
+
+class AuthError(HTTPStatusError):
+    """Raised on 401 or 403: the API key is missing, wrong or revoked."""
+
+
+class NotFoundError(HTTPStatusError):
+    """Raised on 404: no such model or inference."""
+
+
+class RateLimitedError(HTTPStatusError):
+    """Raised on 429: the server asks to slow down (see `retry_after`)."""
+
+
+class ServerError(HTTPStatusError):
+    """Raised on 5xx (and any other unexpected status)."""
+
+
+def status_error_class(status: int) -> type[HTTPStatusError]:
+    """Return the exception class for an HTTP status."""
+    if status == 400:
+        return BadRequestError
+    if status in (401, 403):
+        return AuthError
+    if status == 404:
+        return NotFoundError
+    if status == 429:
+        return RateLimitedError
+    if 400 <= status < 500:
+        return HTTPStatusError
+    return ServerError

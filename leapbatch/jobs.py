@@ -1,0 +1,104 @@
+"""Pure value types for jobs: the job itself, its content-derived key, and its request fingerprint.
+
+A job's identity is the request it sends. The **key** is `sha256` over the canonical JSON (sorted keys, compact,
+UTF-8, integral floats written as ints) of `{"model": <model id>, "request": <the body as sent, minus webhookUrl>}`,
+shown as 64 lowercase hex digits. It does not depend on where the job came from (manifest name, file, axis order).
+
+The **fingerprint** is what a job looks like from the server's side: the eight fields Leap echoes back in an
+InferenceEntity (prompt, negativePrompt, seed, steps, width, height, numberOfImages, promptStrength), with the spec's
+defaults filled in. It is how a create whose outcome is unknown is recognised in a listing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from leapbatch.wire import SPEC_DEFAULTS, CreateInferenceDto, InferenceEntity
+
+KEY_ALGORITHM = "sha256"
+FINGERPRINT_FIELDS = (
+    "prompt",
+    "negativePrompt",
+    "seed",
+    "steps",
+    "width",
+    "height",
+    "numberOfImages",
+    "promptStrength",
+)
+
+Scalar = str | int | float | bool
+
+
+def _normalise(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, Mapping):
+        return {str(k): _normalise(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_normalise(v) for v in value]
+    return value
+
+
+def canonical_json(value: Any) -> str:
+    """Return the canonical JSON text of `value`: sorted keys, compact, unicode kept, `7.0` written as `7`."""
+    return json.dumps(_normalise(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def content_hash(value: Any) -> str:
+    """Return the sha256 hex digest of `value`'s canonical JSON."""
+    return hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()
+
+
+def job_key(model_id: str, request: CreateInferenceDto) -> str:
+    """Return the job key: a hash of the model id and the request as sent, without its webhook."""
+    body = request.to_wire()
+    body.pop("webhookUrl", None)
+    return content_hash({"model": model_id, "request": body})
+
+
+def _fingerprint_of(values: Mapping[str, Any]) -> str:
+    picked = {name: values.get(name) for name in FINGERPRINT_FIELDS}
+    for name, default in SPEC_DEFAULTS.items():
+        if picked.get(name) is None:
+            picked[name] = default
+    return content_hash(picked)
+
+
+def request_fingerprint(request: CreateInferenceDto) -> str:
+    """Return the fingerprint the server will echo for this request."""
+    return _fingerprint_of(request.to_wire())
+
+
+def entity_fingerprint(entity: InferenceEntity) -> str:
+    """Return the fingerprint of a job as listed by the server."""
+    return _fingerprint_of(entity.model_dump(by_alias=True, mode="json"))
+
+
+@dataclass(frozen=True)
+class Job:
+    """One create call to make: its key, model, request body, and the template values that produced it."""
+
+    key: str
+    model_id: str
+    request: CreateInferenceDto
+    variables: Mapping[str, Scalar] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, model_id: str, request: CreateInferenceDto, variables: Mapping[str, Scalar] | None = None) -> Job:
+        """Return a job whose key is derived from its model and request."""
+        return cls(job_key(model_id, request), model_id, request, dict(variables or {}))
+
+    @property
+    def image_count(self) -> int:
+        """Return how many images this job produces."""
+        return self.request.number_of_images or int(str(SPEC_DEFAULTS["numberOfImages"]))
+
+    @property
+    def fingerprint(self) -> str:
+        """Return the request fingerprint (see the module docstring)."""
+        return request_fingerprint(self.request)
