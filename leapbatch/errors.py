@@ -10,6 +10,8 @@ LeapbatchError                      exit_code  raised when
 ├── OutputLockedError                   3      another runner holds the output folder's lock
 ├── LedgerCorruptError                  4      the ledger has a bad record before its last line
 ├── ApiUnavailableError                 5      the API refused the key, or stayed unreachable past the retries
+├── DownloadError                       -      one image download failed or did not verify (`retriable` says
+│                                              whether fetching it again may help)
 └── ApiError                            5      one API call failed (the runner decides what it means for a job)
     ├── TransportError                          no HTTP response: connect, timeout, reset, protocol error
     │   └── ConnectError                        the request provably never reached the server
@@ -102,6 +104,17 @@ class ApiUnavailableError(LeapbatchError):
     """Raised when the batch cannot go on: the key was refused, or the API stayed unreachable."""
 
     exit_code = EXIT_API_UNAVAILABLE
+
+
+class DownloadError(LeapbatchError):
+    """Raised when an image download fails or its bytes do not verify; nothing is left at the final path."""
+
+    exit_code = EXIT_SOME_FAILED
+
+    def __init__(self, message: str, *, uri: str, retriable: bool) -> None:
+        super().__init__(message)
+        self.uri = uri
+        self.retriable = retriable
 
 
 class ApiError(LeapbatchError):

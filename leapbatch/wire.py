@@ -30,6 +30,22 @@ SPEC_DEFAULTS: dict[str, object] = {
     "seed": 4523184,
 }
 
+SECONDS_PER_IMAGE_MIN = 4.0
+SECONDS_PER_IMAGE_MAX = 20.0
+STEPS_AT_MAX = 150
+
+
+def expected_generation_seconds(steps: int | None, number_of_images: int | None) -> float:
+    """Return how long Leap takes for a job: 4 s per image at 1 step, growing linearly to 20 s at 150+ steps.
+
+    Leap documents "4-20 seconds per image", growing with steps and number of images. The emulator simulates this
+    (divided by its speed factor), `plan` estimates with it, and the runner schedules first polls with it.
+    """
+    steps = int(str(SPEC_DEFAULTS["steps"])) if steps is None else steps
+    images = int(str(SPEC_DEFAULTS["numberOfImages"])) if number_of_images is None else number_of_images
+    share = min(max(steps, 1), STEPS_AT_MAX) / STEPS_AT_MAX
+    return images * (SECONDS_PER_IMAGE_MIN + (SECONDS_PER_IMAGE_MAX - SECONDS_PER_IMAGE_MIN) * share)
+
 
 def _integral_to_int(value: object) -> object:
     """Read `512.0` as `512`, leave `7.5` alone: Leap documents every number as a JSON number."""
