@@ -23,6 +23,7 @@ from pydantic import SecretStr, ValidationError
 
 from leapbatch import errors
 from leapbatch.backoff import parse_retry_after
+from leapbatch.crashpoints import crashpoint
 from leapbatch.wire import API_PREFIX, DEFAULT_BASE_URL, CreateInferenceDto, ErrorBody, InferenceEntity
 
 DEFAULT_PAGE_SIZE = 50
@@ -77,7 +78,13 @@ def api_http(
     max_connections: int = 64,
 ) -> httpx.AsyncClient:
     """Return the HTTP client for API calls: base URL, bearer key, sane timeouts."""
+
+    async def after_response(response: httpx.Response) -> None:
+        if response.request.method == "POST":
+            crashpoint("after-create-sent")  # the server has handled the create; its answer is not read yet
+
     return httpx.AsyncClient(
+        event_hooks={"response": [after_response]},
         base_url=base_url,
         headers={"Authorization": f"Bearer {api_key.get_secret_value()}", "Accept": "application/json"},
         transport=transport,

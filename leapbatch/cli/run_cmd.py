@@ -1,9 +1,244 @@
-"""`leapbatch run`: turn a manifest into verified images and a ledger."""
+"""`leapbatch run`: turn a manifest into verified images and a ledger; resume by running it again."""
 
 from __future__ import annotations
 
-from leapbatch.cli._common import SubParsers
+import argparse
+import math
+import secrets
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import trio
+from pydantic import SecretStr
+
+from leapbatch import __version__
+from leapbatch.cli._common import SubParsers, say
+from leapbatch.client import LeapClient, Settings, api_http, download_http
+from leapbatch.emulator import EmulatorConfig, serve_emulator
+from leapbatch.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, UsageError
+from leapbatch.events import RequestRetried
+from leapbatch.expand import expand
+from leapbatch.jobs import Job
+from leapbatch.ledger import FolderLock, Ledger, now
+from leapbatch.manifest import Manifest, load_manifest
+from leapbatch.progress import RunProgress
+from leapbatch.ratelimit import AdaptiveLimiter, RequestGate
+from leapbatch.records import RunRecord
+from leapbatch.results import write_results
+from leapbatch.retry import SafeRetry
+from leapbatch.runner import Runner, RunOptions, RunSummary
+from leapbatch.storage import ImageStore, sweep_parts
+
+LOCAL_SPEED = 50.0
+
+DESCRIPTION = """\
+Run a manifest: create every job on Leap, poll until done, download and verify every image into
+OUT/images/, and record everything in OUT/ledger.jsonl. Interrupted? Run the same command again: finished jobs
+cost nothing, submitted jobs are polled (never created twice), and only new jobs of an edited manifest run.
+
+Without --local it needs LEAP_API_KEY (and LEAP_BASE_URL for another endpoint). With --local it starts the
+bundled emulator of Leap's API on 127.0.0.1 and runs against it, for free."""
+
+EPILOG = """\
+files written: OUT/ledger.jsonl (append-only record), OUT/images/<job key>-<n>.png, OUT/results.json,
+               OUT/metadata.jsonl (Hugging Face imagefolder metadata)
+exit codes: 0 all finished, 1 some failed, 2 bad manifest or usage, 3 output locked, 4 ledger corrupt,
+            5 API unavailable, 130 interrupted
+next: leapbatch status OUT, leapbatch verify OUT, leapbatch delete OUT"""
 
 
 def register(sub: SubParsers) -> None:
-    """Add this module's subcommands (none yet)."""
+    """Add `run`."""
+    parser = sub.add_parser(
+        "run",
+        help="run a manifest (or resume it)",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("manifest", metavar="MANIFEST", help="the manifest YAML file")
+    parser.add_argument("--local", action="store_true", help="run against the bundled emulator (free, no key)")
+    parser.add_argument("--out", metavar="DIR", help="output folder (default: the manifest's output.dir)")
+    parser.add_argument("--retry-failed", action="store_true", help="resubmit jobs that failed in earlier runs")
+    parser.add_argument("--max-in-flight", type=_positive_int, metavar="N", help="jobs in flight at once")
+    parser.add_argument("--rps", type=_positive_float, metavar="R", help="API requests per second")
+    parser.add_argument("--job-timeout", type=_positive_float, metavar="S", help="seconds before a job is failed")
+    parser.add_argument(
+        "--speed",
+        type=_positive_float,
+        default=LOCAL_SPEED,
+        metavar="X",
+        help=f"with --local: how much faster than Leap the emulator generates (default {LOCAL_SPEED:g}; inf: instant)",
+    )
+    parser.add_argument(
+        "--fail-rate", type=float, default=0.0, metavar="P", help="with --local: share of jobs that end failed"
+    )
+    parser.add_argument("--plain", action="store_true", help="plain progress lines instead of a live display")
+    parser.add_argument("--quiet", action="store_true", help="no progress output, only the final summary")
+    parser.set_defaults(handler=handle)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+    return value
+
+
+@dataclass(frozen=True)
+class _Target:
+    base_url: str | None  # None: start the emulator
+    api_key: SecretStr
+    speed: float
+
+
+def _target(args: argparse.Namespace) -> _Target:
+    if args.local:
+        if not 0.0 <= args.fail_rate <= 1.0:
+            raise UsageError(f"--fail-rate must be between 0 and 1, got {args.fail_rate:g}")
+        return _Target(None, SecretStr(secrets.token_urlsafe(16)), args.speed)
+    settings = Settings.from_env()
+    if settings.api_key is None:
+        raise UsageError(
+            "LEAP_API_KEY is not set",
+            hint="export LEAP_API_KEY=<your key>, or try it for free on the local emulator with --local",
+        )
+    return _Target(settings.base_url, settings.api_key, 1.0)
+
+
+def handle(args: argparse.Namespace) -> int:
+    """Run (or resume) a manifest and return the exit code."""
+    manifest = load_manifest(Path(args.manifest))
+    jobs = expand(manifest).jobs
+    target = _target(args)
+    out = Path(args.out) if args.out else manifest.output_dir
+    limits = manifest.limits
+    options = RunOptions(
+        job_timeout=args.job_timeout or limits.job_timeout,
+        retry_failed=args.retry_failed,
+        delete_after_download=manifest.cleanup.delete_remote == "after_download",
+        speed=target.speed,
+    )
+    with FolderLock(out):
+        removed = sweep_parts(out)
+        ledger = Ledger.open(out)
+        if ledger.set_aside is not None:
+            say(f"note: the ledger's last line was torn (a crash); it was set aside in {ledger.set_aside}")
+        if removed:
+            say(f"note: removed {len(removed)} unfinished download(s) left by an earlier run")
+        progress = RunProgress(sys.stderr, plain=True if args.plain else None, quiet=args.quiet)
+        summary: RunSummary | None = None
+        try:
+            with progress:
+                summary = trio.run(
+                    _run,
+                    _Plan(manifest, jobs, out, target, options, args.rps or limits.requests_per_second,
+                          limits.burst, args.max_in_flight or limits.max_in_flight, args.fail_rate),
+                    ledger,
+                    progress,
+                )
+        except BaseException as exc:
+            if not _is_interrupt(exc):
+                raise
+            say(f"interrupted: the ledger is consistent; run the same command again to resume ({out})")
+            return EXIT_INTERRUPTED
+        finally:
+            write_results(out, jobs, ledger.state, name=manifest.name)
+            ledger.close()
+    return _report(summary, out, progress.elapsed)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    manifest: Manifest
+    jobs: list[Job]
+    out: Path
+    target: _Target
+    options: RunOptions
+    rps: float
+    burst: int
+    max_in_flight: int
+    fail_rate: float
+
+
+async def _run(plan: _Plan, ledger: Ledger, progress: RunProgress) -> RunSummary:
+    async with trio.open_nursery() as nursery:
+        base_url = plan.target.base_url
+        if base_url is None:
+            config = EmulatorConfig(
+                token=plan.target.api_key.get_secret_value(), speed=plan.target.speed, fail_rate=plan.fail_rate
+            )
+            handle = await nursery.start(serve_emulator, config)
+            base_url = handle.base_url
+        ledger.append(
+            RunRecord(
+                t=now(),
+                command="run",
+                tool_version=__version__,
+                base_url=base_url,
+                manifest_path=str(plan.manifest.source_path),
+                manifest_sha256=plan.manifest.source_sha256,
+                jobs=len(plan.jobs),
+                local=plan.target.base_url is None,
+            )
+        )
+        limiter = AdaptiveLimiter(plan.max_in_flight)
+
+        def retried(method: str, path: str, attempt: int, delay: float, exc: Exception) -> None:
+            progress(RequestRetried(method, path, attempt, delay, str(exc)))
+
+        retry = SafeRetry(on_throttle=limiter.throttled, on_success=limiter.succeeded, on_retry=retried)
+        async with (
+            api_http(base_url, plan.target.api_key, max_connections=max(plan.max_in_flight, 16)) as http,
+            download_http() as downloads,
+        ):
+            client = LeapClient(http, gate=RequestGate(plan.rps, plan.burst), retry=retry)
+            runner = Runner(
+                client=client,
+                downloads=downloads,
+                ledger=ledger,
+                store=ImageStore(plan.out),
+                limiter=limiter,
+                options=plan.options,
+                events=progress,
+            )
+            nursery.start_soon(_tick, progress)
+            summary = await runner.run(plan.jobs)
+        nursery.cancel_scope.cancel()
+    return summary
+
+
+async def _tick(progress: RunProgress) -> None:
+    while True:
+        await trio.sleep(1.0)
+        progress.tick()
+
+
+def _is_interrupt(exc: BaseException) -> bool:
+    if isinstance(exc, KeyboardInterrupt):
+        return True
+    if isinstance(exc, BaseExceptionGroup):
+        return any(_is_interrupt(inner) for inner in exc.exceptions)
+    return False
+
+
+def _report(summary: RunSummary | None, out: Path, elapsed: float) -> int:
+    assert summary is not None
+    rate = f", {summary.finished / elapsed:.1f} jobs/s" if elapsed > 0 and not math.isclose(elapsed, 0) else ""
+    say(
+        f"done: {summary.finished} of {summary.total} jobs finished, {summary.images} images in {out} "
+        f"({elapsed:.1f} s{rate}); {summary.failed} failed"
+    )
+    if summary.failures:
+        stages = ", ".join(f"{stage}: {count}" for stage, count in sorted(summary.failures.items()))
+        say(f"failed by stage: {stages}; details: leapbatch status {out}; resubmit with --retry-failed")
+    say(f"next: leapbatch verify {out}  ·  leapbatch delete {out}  (removes the jobs from Leap's servers)")
+    return EXIT_OK if summary.all_finished else EXIT_SOME_FAILED

@@ -1,0 +1,80 @@
+"""Frozen records of what a run did, emitted by the runner; the progress display and logs are sinks.
+
+Events carry no I/O and no clock reads beyond what the emitter put in them, so sinks can be tested alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RunPlanned:
+    """The run knows what it will do: `to_run` of `total` jobs need work; the rest are done or failed already."""
+
+    total: int
+    done: int
+    failed: int
+    to_run: int
+    images_total: int
+    images_done: int
+
+
+@dataclass(frozen=True)
+class JobSubmitted:
+    """A job exists remotely (created now, or adopted after an unknown outcome)."""
+
+    key: str
+    inference_id: str
+    adopted: bool
+
+
+@dataclass(frozen=True)
+class JobFinished:
+    """Every image of a job is verified on disk."""
+
+    key: str
+    images: int
+
+
+@dataclass(frozen=True)
+class JobFailed:
+    """A job cannot finish (for now)."""
+
+    key: str
+    stage: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class JobDeleted:
+    """A job's remote copy is gone."""
+
+    key: str
+
+
+@dataclass(frozen=True)
+class RequestRetried:
+    """A request failed in a way that is safe to retry, and will be sent again after `delay` seconds."""
+
+    method: str
+    path: str
+    attempt: int
+    delay: float
+    reason: str
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something a person should know (a torn ledger tail set aside, a job adopted, ...)."""
+
+    message: str
+
+
+Event = RunPlanned | JobSubmitted | JobFinished | JobFailed | JobDeleted | RequestRetried | Notice
+EventSink = Callable[[Event], None]
+
+
+def discard(event: Event) -> None:
+    """Ignore an event (the sink for quiet use)."""

@@ -1,0 +1,188 @@
+"""Learn when submitted jobs end, spending as few requests as possible.
+
+One `Poller` serves every waiting job of one model. Each waiter's first check is due near its expected finish time
+(`expected_generation_seconds` / speed). When a check is due:
+- with few waiters (< `list_threshold`), each due waiter gets one findOne;
+- with many, one sweep of findAll(onlyFinished) pages, newest first, resolves every finished waiter it lists; it
+  stops at the first page reaching jobs created before the oldest waiter, or at an empty page. Waiters the sweep
+  does not find are checked by findOne only once they are well past their expected time (that is how `failed` and
+  stuck jobs are seen, as onlyFinished never lists them); the rest are due again after an interval that grows.
+A waiter past its deadline resolves to None (timed out). Request errors other than an unusable API leave the
+waiter waiting; `ApiUnavailableError` and `AuthError` end the poller (and so the run).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import trio
+
+from leapbatch.client import LeapClient
+from leapbatch.errors import ApiError, AuthError, NotFoundError
+from leapbatch.wire import InferenceEntity
+
+PAGE_SIZE = 100
+MAX_SWEEP_PAGES = 20
+MIN_INTERVAL = 0.05
+MAX_INTERVAL = 10.0
+
+
+@dataclass(eq=False)
+class _Waiter:
+    inference_id: str
+    created: float | None  # server createdAt, unix seconds
+    started: float  # trio clock when waiting began
+    expected: float  # seconds the job should take
+    deadline: float  # trio clock
+    due: float  # trio clock
+    interval: float
+    done: trio.Event = field(default_factory=trio.Event)
+    result: InferenceEntity | None = None
+    error: ApiError | None = None
+
+    def resolve(self, entity: InferenceEntity | None = None, error: ApiError | None = None) -> None:
+        self.result, self.error = entity, error
+        self.done.set()
+
+    def overdue(self, now: float) -> bool:
+        return now >= self.started + 2 * self.expected + 1.0
+
+
+class JobVanishedError(Exception):
+    """Raised by `wait` when the server no longer knows a job (404): someone deleted it."""
+
+
+class Poller:
+    """Wait for the jobs of one model to reach a terminal state."""
+
+    def __init__(
+        self,
+        client: LeapClient,
+        model_id: str,
+        *,
+        list_threshold: int = 8,
+        clock: Callable[[], float] = trio.current_time,
+    ) -> None:
+        self._client = client
+        self._model = model_id
+        self._threshold = list_threshold
+        self._clock = clock
+        self._waiters: dict[str, _Waiter] = {}
+        self._changed = trio.Event()
+        self._last_sweep = -math.inf
+        self.requests = {"get": 0, "list": 0}
+
+    async def wait(
+        self, inference_id: str, *, created_at: datetime | None, expected: float, timeout: float
+    ) -> InferenceEntity | None:
+        """Return the job once `finished` or `failed`, or None once `timeout` seconds have passed."""
+        now = self._clock()
+        first = max(expected, MIN_INTERVAL)
+        waiter = _Waiter(
+            inference_id=inference_id,
+            created=created_at.timestamp() if created_at else None,
+            started=now,
+            expected=expected,
+            deadline=now + timeout,
+            due=now + min(first, timeout),
+            interval=min(max(expected * 0.25, MIN_INTERVAL), MAX_INTERVAL),
+        )
+        self._waiters[inference_id] = waiter
+        self._changed.set()
+        try:
+            await waiter.done.wait()
+        finally:
+            self._waiters.pop(inference_id, None)
+        if waiter.error is not None:
+            if isinstance(waiter.error, NotFoundError):
+                raise JobVanishedError(inference_id)
+            raise waiter.error
+        return waiter.result
+
+    async def run(self) -> None:
+        """Check due waiters forever (run it in a nursery; cancel it when the run ends)."""
+        while True:
+            if not self._waiters:
+                self._changed = trio.Event()
+                await self._changed.wait()
+                continue
+            now = self._clock()
+            next_due = min(min(w.due, w.deadline) for w in self._waiters.values())
+            if next_due > now:
+                self._changed = trio.Event()
+                with trio.move_on_after(next_due - now):
+                    await self._changed.wait()
+                continue
+            await self._check(now)
+
+    async def _check(self, now: float) -> None:
+        for waiter in [w for w in self._waiters.values() if w.deadline <= now]:
+            waiter.resolve(None)
+        due = [w for w in self._waiters.values() if w.due <= now]
+        if not due:
+            return
+        singles = due
+        if len(self._waiters) >= self._threshold:
+            # One sweep answers for every waiter: space sweeps by the shortest interval among the waiters.
+            spacing = min(w.interval for w in self._waiters.values())
+            if now < self._last_sweep + spacing:
+                for waiter in due:
+                    waiter.due = self._last_sweep + spacing
+                return
+            self._last_sweep = now
+            await self._sweep()
+            singles = [w for w in due if not w.done.is_set() and w.overdue(now)]
+        async with trio.open_nursery() as nursery:
+            for waiter in singles:
+                nursery.start_soon(self._find_one, waiter)
+        for waiter in due:
+            if not waiter.done.is_set():
+                waiter.due = self._clock() + waiter.interval
+                waiter.interval = min(waiter.interval * 1.5, MAX_INTERVAL)
+
+    async def _find_one(self, waiter: _Waiter) -> None:
+        self.requests["get"] += 1
+        try:
+            entity = await self._client.find_one(self._model, waiter.inference_id)
+        except AuthError:
+            raise
+        except NotFoundError as exc:
+            waiter.resolve(error=exc)
+            return
+        except ApiError:
+            return  # retried already by the client's policy; try again at the next interval
+        if entity.state.is_terminal:
+            waiter.resolve(entity)
+
+    async def _sweep(self) -> None:
+        oldest = min((w.created for w in self._waiters.values() if w.created is not None), default=None)
+        unknown_age = any(w.created is None for w in self._waiters.values())
+        for page in range(1, MAX_SWEEP_PAGES + 1):
+            self.requests["list"] += 1
+            try:
+                batch = await self._client.find_all(self._model, only_finished=True, page=page, page_size=PAGE_SIZE)
+            except AuthError:
+                raise
+            except ApiError:
+                return
+            for entity in batch:
+                waiter = self._waiters.get(entity.id)
+                if waiter is not None and entity.state.is_terminal and not waiter.done.is_set():
+                    waiter.resolve(entity)
+            if not batch or all(w.done.is_set() for w in self._waiters.values()):
+                return
+            # Listing order is undocumented: stop only at a page whose jobs all predate every waiter.
+            if (
+                oldest is not None
+                and not unknown_age
+                and all(e.created_at is not None and e.created_at.timestamp() < oldest for e in batch)
+            ):
+                return
+
+
+def expected_seconds(seconds: float, speed: float) -> float:
+    """Return the expected duration of a job on a server running `speed` times faster than Leap."""
+    return 0.0 if math.isinf(speed) else seconds / speed

@@ -1,0 +1,105 @@
+"""Results for people and tools, derived from the ledger: `results.json` and `metadata.jsonl`.
+
+Both are pure functions of the manifest's jobs and the ledger state, written atomically (temp file, fsync,
+rename) at the end of a run and on interrupt, so a reader never sees half a file. `metadata.jsonl` follows the
+Hugging Face `imagefolder` convention (`file_name` relative to the folder, then one column per field, the same
+columns on every row), so `datasets.load_dataset("imagefolder", data_dir=OUT)` loads the dataset.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from leapbatch import __version__
+from leapbatch.jobs import Job
+from leapbatch.records import JobState, LedgerState, Phase
+from leapbatch.storage import write_text_atomic
+from leapbatch.wire import CreateInferenceDto
+
+RESULTS_NAME = "results.json"
+METADATA_NAME = "metadata.jsonl"
+RESULTS_VERSION = 1
+# Request fields that are columns on every metadata row (the ones Leap always applies); legacy fields join only
+# when some job sets them, so columns stay identical across rows either way.
+CORE_FIELDS = ("prompt", "negative_prompt", "seed", "steps", "width", "height", "number_of_images", "prompt_strength")
+
+
+def _snake_request(request: dict[str, Any]) -> dict[str, Any]:
+    dto = CreateInferenceDto.model_validate(request)
+    return dto.model_dump(exclude={"webhook_url"}, exclude_none=True)
+
+
+def _job_entry(key: str, state: JobState | None, job: Job | None) -> dict[str, Any]:
+    request = job.request.to_wire() if job is not None else (state.request if state else {})
+    entry: dict[str, Any] = {
+        "key": key,
+        "model": job.model_id if job is not None else (state.model if state else None),
+        "request": _snake_request(request),
+        "variables": dict(job.variables) if job is not None else (state.variables if state else {}),
+        "state": state.phase.value if state is not None else "pending",
+        "inference_id": state.inference_id if state is not None else None,
+        "remote_deleted": state.deleted if state is not None else False,
+        "files": [image.path for image in state.images] if state is not None else [],
+        "images": [image.model_dump() for image in state.images] if state is not None else [],
+        "in_manifest": job is not None,
+    }
+    if state is not None and state.failure is not None and state.phase is Phase.FAILED:
+        failure = state.failure
+        entry["failure"] = {"stage": failure.stage.value, "reason": failure.reason, "http_status": failure.http_status}
+    return entry
+
+
+def results_document(jobs: Sequence[Job], state: LedgerState, *, name: str) -> dict[str, Any]:
+    """Return `results.json`: every job of the manifest (then ledger jobs the manifest dropped), with its outcome."""
+    manifest_keys = {job.key for job in jobs}
+    entries = [_job_entry(job.key, state.jobs.get(job.key), job) for job in jobs]
+    entries += [_job_entry(key, js, None) for key, js in state.jobs.items() if key not in manifest_keys]
+    counts: dict[str, int] = {}
+    for entry in entries:
+        if entry["in_manifest"]:
+            counts[entry["state"]] = counts.get(entry["state"], 0) + 1
+    return {
+        "version": RESULTS_VERSION,
+        "tool": f"leapbatch {__version__}",
+        "name": name,
+        "written_at": datetime.now(UTC).isoformat(),
+        "jobs_total": len(jobs),
+        "counts": counts,
+        "images": sum(len(entry["files"]) for entry in entries if entry["in_manifest"]),
+        "jobs": entries,
+    }
+
+
+def metadata_rows(state: LedgerState) -> list[dict[str, Any]]:
+    """Return one `imagefolder` metadata row per image on record, with the same columns on every row."""
+    finished = [js for js in state.jobs.values() if js.phase is Phase.FINISHED]
+    requests = {js.key: _snake_request(js.request) for js in finished}
+    extra_fields = sorted({name for req in requests.values() for name in req} - set(CORE_FIELDS))
+    variable_names = sorted({name for js in finished for name in js.variables})
+    rows = []
+    for js in finished:
+        request = requests[js.key]
+        for image in js.images:
+            row: dict[str, Any] = {"file_name": image.path, "key": js.key, "index": image.index}
+            row["model_id"] = js.model
+            row["inference_id"] = js.inference_id
+            for name in (*CORE_FIELDS, *extra_fields):
+                row[name] = request.get(name)
+            for name in variable_names:
+                value = js.variables.get(name)
+                row[f"var_{name}"] = None if value is None else str(value)
+            row["sha256"] = image.sha256
+            rows.append(row)
+    return rows
+
+
+def write_results(out_dir: Path, jobs: Sequence[Job], state: LedgerState, *, name: str) -> None:
+    """Write `results.json` and `metadata.jsonl` atomically."""
+    document = results_document(jobs, state, name=name)
+    write_text_atomic(out_dir / RESULTS_NAME, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    lines = [json.dumps(row, ensure_ascii=False, sort_keys=False) for row in metadata_rows(state)]
+    write_text_atomic(out_dir / METADATA_NAME, "".join(line + "\n" for line in lines))

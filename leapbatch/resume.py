@@ -1,0 +1,74 @@
+"""Pure: given the manifest's jobs and the ledger's state, decide what each job needs.
+
+Rules (the resume contract): a finished job costs nothing; a submitted job is polled by its id, never created
+again; an intent without `submitted` is settled by listing (adopt, or create only if absent); a job that failed while
+downloading is re-polled for free (it is paid and finished remotely); any other failed job stays failed unless
+`retry_failed`; a new job is created. Jobs left unfinished by a `run --local` are created again: the emulator that
+held them ended with that run (and charges nothing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from leapbatch.jobs import Job
+from leapbatch.records import FailStage, JobState, LedgerState, Phase
+
+
+class Action(StrEnum):
+    """What a job needs in this run."""
+
+    DONE = "done"
+    POLL = "poll"
+    RECONCILE = "reconcile"
+    CREATE = "create"
+    KEEP_FAILED = "failed"
+
+
+def action_for(state: JobState | None, *, retry_failed: bool) -> Action:
+    """Return what a job in `state` needs."""
+    if state is None:
+        return Action.CREATE
+    if state.phase is Phase.FINISHED:
+        return Action.DONE
+    if state.local and state.phase in (Phase.SUBMITTED, Phase.INTENT):
+        return Action.CREATE
+    if state.phase is Phase.SUBMITTED:
+        return Action.POLL
+    if state.phase is Phase.INTENT:
+        return Action.RECONCILE
+    failure = state.failure
+    if failure is not None and failure.stage is FailStage.DOWNLOAD and state.remote_exists:
+        return Action.POLL
+    return Action.CREATE if retry_failed else Action.KEEP_FAILED
+
+
+@dataclass
+class ResumePlan:
+    """The jobs of a manifest sorted by what they need, plus ledger jobs the manifest no longer has."""
+
+    by_action: dict[Action, list[Job]] = field(default_factory=lambda: {action: [] for action in Action})
+    not_in_manifest: list[JobState] = field(default_factory=list)
+
+    def count(self, action: Action) -> int:
+        """Return how many jobs need `action`."""
+        return len(self.by_action[action])
+
+    @property
+    def to_run(self) -> list[Job]:
+        """Return the jobs this run works on, in manifest order."""
+        busy = (Action.POLL, Action.RECONCILE, Action.CREATE)
+        return [job for action in busy for job in self.by_action[action]]
+
+
+def classify(jobs: Sequence[Job], state: LedgerState, *, retry_failed: bool = False) -> ResumePlan:
+    """Return what every job needs, given the ledger."""
+    plan = ResumePlan()
+    keys = set()
+    for job in jobs:
+        keys.add(job.key)
+        plan.by_action[action_for(state.jobs.get(job.key), retry_failed=retry_failed)].append(job)
+    plan.not_in_manifest = [js for key, js in state.jobs.items() if key not in keys]
+    return plan

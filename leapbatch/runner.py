@@ -1,0 +1,409 @@
+"""The trio orchestration of a batch: create -> poll -> download -> record, for many jobs at once.
+
+The runner knows jobs, never manifests. It receives everything it touches (API client, download client, ledger,
+image store, job-slot limiter, event sink) so tests can drive it. Its rules, from RELIABILITY.md:
+- **Write-ahead.** An `intent` record is fsynced before every create; `submitted` follows the response.
+- **Unknown outcomes are settled by listing.** A create that may have reached the server (timeout, reset, 5xx,
+  malformed answer) or an intent left by a crash is matched by request fingerprint among the model's jobs created
+  after the intent, and adopted; a new create is sent only if none matches. Jobs with the same fingerprint never
+  have creates in flight at the same time (a lock per fingerprint), and ids other jobs own are never adopted.
+- **Resume is running again:** see `leapbatch.resume`.
+- **Jobs in flight** are bounded by the `AdaptiveLimiter`; every API request passes the client's token bucket.
+- A job past `job_timeout` is deleted remotely and recorded as failed (timeout).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import httpx
+import trio
+
+from leapbatch import errors
+from leapbatch.backoff import backoff_delay
+from leapbatch.client import LeapClient
+from leapbatch.crashpoints import crashpoint
+from leapbatch.events import (
+    EventSink,
+    JobDeleted,
+    JobFailed,
+    JobFinished,
+    JobSubmitted,
+    Notice,
+    RunPlanned,
+    discard,
+)
+from leapbatch.jobs import Job, entity_fingerprint
+from leapbatch.ledger import Ledger, now
+from leapbatch.poller import JobVanishedError, Poller, expected_seconds
+from leapbatch.ratelimit import AdaptiveLimiter
+from leapbatch.records import (
+    DeletedRecord,
+    FailedRecord,
+    FailStage,
+    FinishedRecord,
+    ImageRecord,
+    IntentRecord,
+    JobState,
+    SubmittedRecord,
+)
+from leapbatch.resume import Action, action_for, classify
+from leapbatch.storage import ImageStore, StoredImage
+from leapbatch.wire import InferenceEntity, InferenceState, expected_generation_seconds
+
+MAX_CREATE_ATTEMPTS = 3
+MAX_DOWNLOAD_ATTEMPTS = 4
+# The server stamps createdAt with its clock; the intent uses ours. Allow this much skew when matching.
+CLOCK_SKEW = 120.0
+UPSCALE = {"x1": 1, "x2": 2, "x4": 4}
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a run behaves (limits come from the manifest, overridden by the command line)."""
+
+    job_timeout: float = 600.0
+    retry_failed: bool = False
+    delete_after_download: bool = False
+    speed: float = 1.0  # how much faster than Leap the server is (the emulator's speed factor; 1 for Leap)
+    list_threshold: int = 8
+
+
+@dataclass
+class RunSummary:
+    """What a run did."""
+
+    total: int = 0
+    finished: int = 0
+    failed: int = 0
+    images: int = 0
+    created: int = 0
+    adopted: int = 0
+    failures: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def all_finished(self) -> bool:
+        """Return whether every job of the manifest is finished."""
+        return self.finished == self.total
+
+
+class _CreateFailedError(Exception):
+    def __init__(self, reason: str, status: int | None, attempts: int) -> None:
+        super().__init__(reason)
+        self.reason, self.status, self.attempts = reason, status, attempts
+
+
+def _created_at(entity: InferenceEntity) -> str | None:
+    return entity.created_at.isoformat() if entity.created_at else None
+
+
+def _parse_created(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def _refused(exc: errors.AuthError) -> errors.ApiUnavailableError:
+    return errors.ApiUnavailableError(
+        f"the API key was refused ({exc.message})", hint="check LEAP_API_KEY; nothing was lost, run again to resume"
+    )
+
+
+class Runner:
+    """Run jobs to completion against one API, recording everything in the ledger."""
+
+    def __init__(
+        self,
+        *,
+        client: LeapClient,
+        downloads: httpx.AsyncClient,
+        ledger: Ledger,
+        store: ImageStore,
+        limiter: AdaptiveLimiter,
+        options: RunOptions,
+        events: EventSink = discard,
+    ) -> None:
+        self._client = client
+        self._downloads = downloads
+        self._ledger = ledger
+        self._store = store
+        self._limiter = limiter
+        self._options = options
+        self._emit = events
+        self._pollers: dict[str, Poller] = {}
+        self._fingerprint_locks: defaultdict[tuple[str, str], trio.Lock] = defaultdict(trio.Lock)
+        self._nursery: trio.Nursery | None = None
+        self.summary = RunSummary()
+
+    async def run(self, jobs: Sequence[Job]) -> RunSummary:
+        """Bring every job to `finished` or `failed`, and return what happened."""
+        plan = classify(jobs, self._ledger.state, retry_failed=self._options.retry_failed)
+        state = self._ledger.state.jobs
+        done = plan.by_action[Action.DONE]
+        self.summary = RunSummary(
+            total=len(jobs),
+            finished=len(done),
+            failed=plan.count(Action.KEEP_FAILED),
+            images=sum(len(state[job.key].images) for job in done),
+        )
+        self._emit(
+            RunPlanned(
+                total=len(jobs),
+                done=len(done),
+                failed=plan.count(Action.KEEP_FAILED),
+                to_run=len(plan.to_run),
+                images_total=sum(job.image_count for job in jobs),
+                images_done=self.summary.images,
+            )
+        )
+        async with trio.open_nursery() as background:
+            self._nursery = background
+            async with trio.open_nursery() as work:
+                for job in plan.to_run:
+                    borrower = object()
+                    await self._limiter.acquire(borrower)
+                    work.start_soon(self._job_task, job, borrower)
+            background.cancel_scope.cancel()
+        return self.summary
+
+    def _poller(self, model_id: str) -> Poller:
+        poller = self._pollers.get(model_id)
+        if poller is None:
+            poller = Poller(self._client, model_id, list_threshold=self._options.list_threshold)
+            self._pollers[model_id] = poller
+            assert self._nursery is not None
+            self._nursery.start_soon(poller.run)
+        return poller
+
+    async def _job_task(self, job: Job, borrower: object) -> None:
+        try:
+            await self._process(job)
+        finally:
+            self._limiter.release(borrower)
+
+    async def _process(self, job: Job) -> None:
+        known = self._ledger.state.jobs.get(job.key)
+        try:
+            inference_id, created_at = await self._ensure_submitted(job, known)
+        except _CreateFailedError as exc:
+            self._fail(job, FailStage.CREATE, exc.reason, None, status=exc.status, attempts=exc.attempts)
+            return
+        expected = expected_seconds(
+            expected_generation_seconds(job.request.steps, job.request.number_of_images), self._options.speed
+        )
+        try:
+            entity = await self._poller(job.model_id).wait(
+                inference_id, created_at=created_at, expected=expected, timeout=self._options.job_timeout
+            )
+        except JobVanishedError:
+            self._fail(job, FailStage.GENERATE, "the job disappeared from the server (404)", inference_id, status=404)
+            return
+        except errors.AuthError as exc:
+            raise _refused(exc) from None
+        if entity is None:
+            await self._time_out(job, inference_id)
+        elif entity.state is InferenceState.FAILED:
+            self._fail(job, FailStage.GENERATE, "the job ended `failed` on the server", inference_id)
+        else:
+            await self._finish(job, entity)
+
+    # -- create, with write-ahead intent and reconciliation -------------------------------------------------------
+
+    async def _ensure_submitted(self, job: Job, known: JobState | None) -> tuple[str, datetime | None]:
+        action = action_for(known, retry_failed=self._options.retry_failed)
+        if action is Action.POLL and known is not None and known.inference_id is not None:
+            return known.inference_id, _parse_created(known.created_at)
+        async with self._fingerprint_locks[(job.model_id, job.fingerprint)]:
+            if action is Action.RECONCILE and known is not None:
+                adopted = await self._reconcile(job, since=known.intent_time)
+                if adopted is not None:
+                    return adopted
+            return await self._create(job)
+
+    async def _create(self, job: Job) -> tuple[str, datetime | None]:
+        for attempt in range(1, MAX_CREATE_ATTEMPTS + 1):
+            intent = IntentRecord(
+                t=now(),
+                key=job.key,
+                model=job.model_id,
+                fingerprint=job.fingerprint,
+                request=job.request.to_wire(),
+                variables=dict(job.variables),
+            )
+            self._ledger.append(intent)
+            crashpoint("after-intent")
+            try:
+                entity = await self._client.create(job.model_id, job.request)
+            except errors.BadRequestError as exc:
+                raise _CreateFailedError("; ".join(exc.messages), exc.status, attempt) from None
+            except errors.AuthError as exc:
+                raise _refused(exc) from None
+            except (errors.ConnectError, errors.RateLimitedError) as exc:
+                # Provably never created: the retry policy already retried these; give up on this job for now.
+                status = exc.status if isinstance(exc, errors.HTTPStatusError) else None
+                raise _CreateFailedError(exc.message, status, attempt) from None
+            except errors.ApiError as exc:
+                if isinstance(exc, errors.ServerError) and exc.status == 503:
+                    raise _CreateFailedError(exc.message, exc.status, attempt) from None
+                self._emit(Notice(f"create of job {job.key[:12]} had an unknown outcome ({exc.message}); listing"))
+                adopted = await self._reconcile(job, since=intent.t)
+                if adopted is not None:
+                    return adopted
+                if attempt == MAX_CREATE_ATTEMPTS:
+                    status = exc.status if isinstance(exc, errors.HTTPStatusError) else None
+                    raise _CreateFailedError(exc.message, status, attempt) from None
+                await trio.sleep(backoff_delay(attempt, base=0.5, cap=10.0, rng=_rng))
+                continue
+            crashpoint("before-submitted")
+            self._ledger.append(
+                SubmittedRecord(t=now(), key=job.key, inference_id=entity.id, created_at=_created_at(entity))
+            )
+            self.summary.created += 1
+            self._emit(JobSubmitted(job.key, entity.id, adopted=False))
+            return entity.id, entity.created_at
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _reconcile(self, job: Job, *, since: float) -> tuple[str, datetime | None] | None:
+        """Find the job a create with an unknown outcome may have made; adopt it (record `submitted`) if found."""
+        claimed = self._ledger.state.claimed_ids()
+        cutoff = since - CLOCK_SKEW
+
+        def created(entity: InferenceEntity) -> float:
+            return entity.created_at.timestamp() if entity.created_at else math.inf
+
+        matches: list[InferenceEntity] = []
+        page = 1
+        try:
+            while batch := await self._client.find_all(job.model_id, page=page, page_size=100):
+                matches += [
+                    e
+                    for e in batch
+                    if created(e) >= cutoff and e.id not in claimed and entity_fingerprint(e) == job.fingerprint
+                ]
+                # Listing order is undocumented: stop only at a page whose jobs all predate the intent.
+                if all(created(e) < cutoff for e in batch):
+                    break
+                page += 1
+        except errors.AuthError as exc:
+            raise _refused(exc) from None
+        # The oldest match after the intent is the one this job made.
+        found = min(matches, key=created, default=None)
+        if found is None:
+            return None
+        self._ledger.append(
+            SubmittedRecord(t=now(), key=job.key, inference_id=found.id, created_at=_created_at(found), adopted=True)
+        )
+        self.summary.adopted += 1
+        self._emit(JobSubmitted(job.key, found.id, adopted=True))
+        return found.id, found.created_at
+
+    # -- finish: download, verify, record ---------------------------------------------------------------------------
+
+    def _expected_size(self, job: Job) -> tuple[int, int]:
+        factor = UPSCALE.get(job.request.upscale_by or "x1", 1)
+        width = job.request.width or 1024
+        height = job.request.height or 1024
+        return width * factor, height * factor
+
+    async def _download(self, job: Job, index: int, uri: str) -> StoredImage:
+        width, height = self._expected_size(job)
+        for attempt in range(1, MAX_DOWNLOAD_ATTEMPTS + 1):
+            try:
+                return await self._store.download(
+                    self._downloads, uri, key=job.key, index=index, width=width, height=height
+                )
+            except errors.DownloadError as exc:
+                if not exc.retriable or attempt == MAX_DOWNLOAD_ATTEMPTS:
+                    raise
+                await trio.sleep(backoff_delay(attempt, base=0.5, cap=10.0, rng=_rng))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _finish(self, job: Job, entity: InferenceEntity) -> None:
+        if not entity.images:
+            self._fail(job, FailStage.DOWNLOAD, "the job finished without images", entity.id)
+            return
+        stored: list[StoredImage] = []
+        problem: errors.DownloadError | None = None
+        try:
+            async with trio.open_nursery() as nursery:
+                for index, image in enumerate(entity.images):
+                    nursery.start_soon(self._download_into, stored, job, index, image.uri)
+        except* errors.DownloadError as group:
+            first = group.exceptions[0]
+            assert isinstance(first, errors.DownloadError)
+            problem = first
+        if problem is not None:
+            self._fail(job, FailStage.DOWNLOAD, problem.message, entity.id)
+            return
+        stored.sort(key=lambda s: s.index)
+        images = [
+            ImageRecord(
+                index=s.index, uri=s.uri, path=s.path, sha256=s.sha256, bytes=s.bytes, width=s.width, height=s.height
+            )
+            for s in stored
+        ]
+        self._ledger.append(FinishedRecord(t=now(), key=job.key, inference_id=entity.id, images=images))
+        self.summary.finished += 1
+        self.summary.images += len(images)
+        self._emit(JobFinished(job.key, len(images)))
+        if self._options.delete_after_download:
+            await self._delete(job, entity.id)
+
+    async def _download_into(self, out: list[StoredImage], job: Job, index: int, uri: str) -> None:
+        out.append(await self._download(job, index, uri))
+
+    # -- failures, timeouts, deletes -----------------------------------------------------------------------------------
+
+    def _fail(
+        self,
+        job: Job,
+        stage: FailStage,
+        reason: str,
+        inference_id: str | None,
+        *,
+        status: int | None = None,
+        attempts: int = 1,
+    ) -> None:
+        record = FailedRecord(
+            t=now(),
+            key=job.key,
+            stage=stage,
+            reason=reason,
+            inference_id=inference_id,
+            http_status=status,
+            attempts=attempts,
+        )
+        self._ledger.append(record)
+        self.summary.failed += 1
+        self.summary.failures[stage.value] = self.summary.failures.get(stage.value, 0) + 1
+        self._emit(JobFailed(job.key, stage.value, reason))
+
+    async def _time_out(self, job: Job, inference_id: str) -> None:
+        await self._delete(job, inference_id)
+        self._fail(
+            job, FailStage.TIMEOUT, f"not finished after {self._options.job_timeout:g} s (job_timeout)", inference_id
+        )
+
+    async def _delete(self, job: Job, inference_id: str) -> bool:
+        """Delete the remote job (404 counts as gone) and record it; return False if the delete failed."""
+        crashpoint("before-delete")
+        try:
+            await self._client.remove(job.model_id, inference_id)
+            outcome = "deleted"
+        except errors.NotFoundError:
+            outcome = "already_gone"
+        except errors.AuthError as exc:
+            raise _refused(exc) from None
+        except errors.ApiError as exc:
+            self._emit(Notice(f"could not delete job {job.key[:12]} remotely: {exc.message}"))
+            return False
+        crashpoint("after-delete")
+        self._ledger.append(DeletedRecord(t=now(), key=job.key, inference_id=inference_id, outcome=outcome))
+        self._emit(JobDeleted(job.key))
+        return True
+
+
+_rng = random.Random()  # jitter only

@@ -1,0 +1,185 @@
+"""The ledger keeps the longest valid prefix, sets a torn tail aside, and refuses a corrupt middle."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from leapbatch.errors import LedgerCorruptError, OutputLockedError
+from leapbatch.ledger import LEDGER_NAME, FolderLock, Ledger, parse_ledger, read_ledger
+from leapbatch.records import (
+    FailedRecord,
+    FailStage,
+    FinishedRecord,
+    ImageRecord,
+    IntentRecord,
+    Phase,
+    Record,
+    RunRecord,
+    SubmittedRecord,
+)
+
+KEY_A = "a" * 64
+KEY_B = "b" * 64
+
+
+def sample_records() -> list[Record]:
+    """Return a run's worth of records covering every kind a run writes."""
+    request = {"prompt": "a cat, ünïcode ✓", "seed": 1, "width": 64, "height": 64}
+    image = ImageRecord(
+        index=0, uri="http://img/0.png", path=f"images/{KEY_A}-0.png", sha256="0" * 64, bytes=10, width=64, height=64
+    )
+    return [
+        RunRecord(t=1.0, command="run", tool_version="0.1.0", base_url="http://127.0.0.1:1"),
+        IntentRecord(t=2.0, key=KEY_A, model="m", fingerprint="f" * 64, request=request),
+        SubmittedRecord(t=3.0, key=KEY_A, inference_id="id-a"),
+        IntentRecord(t=4.0, key=KEY_B, model="m", fingerprint="e" * 64, request={**request, "seed": 2}),
+        FinishedRecord(t=5.0, key=KEY_A, inference_id="id-a", images=[image]),
+        FailedRecord(t=6.0, key=KEY_B, stage=FailStage.CREATE, reason="width must be a multiple of 8", http_status=400),
+    ]
+
+
+def write_ledger(folder: Path, records: list[Record]) -> bytes:
+    """Append `records` through a real Ledger and return the file's bytes."""
+    folder.mkdir(parents=True, exist_ok=True)
+    ledger = Ledger.open(folder)
+    for record in records:
+        ledger.append(record)
+    ledger.close()
+    return (folder / LEDGER_NAME).read_bytes()
+
+
+def line_starts(data: bytes) -> list[int]:
+    """Return the byte offset where each line starts."""
+    starts, offset = [], 0
+    for line in data.split(b"\n")[:-1]:
+        starts.append(offset)
+        offset += len(line) + 1
+    return starts
+
+
+def test_records_round_trip(tmp_path: Path) -> None:
+    """Records appended and replayed give the same records and the same job states."""
+    records = sample_records()
+    write_ledger(tmp_path, records)
+    reopened = Ledger.open(tmp_path)
+    assert records == parse_ledger((tmp_path / LEDGER_NAME).read_bytes()).records
+    assert Phase.FINISHED == reopened.state.jobs[KEY_A].phase
+    assert Phase.FAILED == reopened.state.jobs[KEY_B].phase
+    assert reopened.set_aside is None
+
+
+def test_truncation_at_every_offset_of_the_last_records_keeps_the_valid_prefix(tmp_path: Path) -> None:
+    """Cutting the file anywhere in its last three records keeps exactly the records that are whole."""
+    records = sample_records()
+    data = write_ledger(tmp_path / "source", records)
+    starts = line_starts(data)
+    for cut in range(starts[-3], len(data) + 1):
+        folder = tmp_path / f"cut-{cut}"
+        folder.mkdir()
+        (folder / LEDGER_NAME).write_bytes(data[:cut])
+        whole = sum(1 for start, nxt in zip(starts, [*starts[1:], len(data)], strict=True) if nxt <= cut)
+        ledger = Ledger.open(folder)
+        kept = parse_ledger((folder / LEDGER_NAME).read_bytes()).records
+        assert records[:whole] == kept, f"cut at byte {cut}"
+        torn = data[starts[whole] if whole < len(starts) else len(data) : cut]
+        assert (torn or None) == (ledger.set_aside.read_bytes() if ledger.set_aside else None), f"cut at {cut}"
+        # Later appends start on a clean line.
+        ledger.append(records[0])
+        ledger.close()
+        assert [*records[:whole], records[0]] == parse_ledger((folder / LEDGER_NAME).read_bytes()).records
+
+
+@pytest.mark.parametrize("garbage", [b"\x00\x00\x00", b"garbage\n", b'{"v":1,"type":"intent"', b"\xff\xfe\n"])
+def test_garbage_appended_is_set_aside(tmp_path: Path, garbage: bytes) -> None:
+    """Garbage after the last record is set aside and cut off; every record is kept."""
+    records = sample_records()
+    data = write_ledger(tmp_path, records)
+    (tmp_path / LEDGER_NAME).write_bytes(data + garbage)
+    ledger = Ledger.open(tmp_path)
+    assert data == (tmp_path / LEDGER_NAME).read_bytes()
+    assert ledger.set_aside is not None
+    assert garbage == ledger.set_aside.read_bytes()
+    assert records == parse_ledger(data).records
+
+
+def test_corrupt_middle_line_stops_and_touches_nothing(tmp_path: Path) -> None:
+    """A bad record followed by good ones is corruption: a clear error naming the line, and the file unchanged."""
+    data = write_ledger(tmp_path, sample_records())
+    lines = data.split(b"\n")
+    lines[2] = lines[2][:10] + b"#" + lines[2][11:]
+    corrupt = b"\n".join(lines)
+    (tmp_path / LEDGER_NAME).write_bytes(corrupt)
+    with pytest.raises(LedgerCorruptError) as caught:
+        Ledger.open(tmp_path)
+    assert f"{tmp_path / LEDGER_NAME}:3: " in caught.value.message
+    assert 4 == caught.value.exit_code
+    assert corrupt == (tmp_path / LEDGER_NAME).read_bytes()
+    assert [] == list(tmp_path.glob("*.torn-*"))
+
+
+def test_record_of_unknown_type_in_the_middle_is_corruption(tmp_path: Path) -> None:
+    """A line that is JSON but not a ledger record counts as corrupt too."""
+    data = write_ledger(tmp_path, sample_records())
+    lines = data.split(b"\n")
+    lines.insert(1, b'{"v":1,"type":"teleported","t":1}')
+    (tmp_path / LEDGER_NAME).write_bytes(b"\n".join(lines))
+    with pytest.raises(LedgerCorruptError, match=r":2: not a ledger record"):
+        Ledger.open(tmp_path)
+
+
+def test_newer_format_is_refused_even_at_the_end(tmp_path: Path) -> None:
+    """A record from a newer leapbatch is never cut off as a torn tail."""
+    data = write_ledger(tmp_path, sample_records())
+    (tmp_path / LEDGER_NAME).write_bytes(data + b'{"v":2,"type":"run","t":1}\n')
+    with pytest.raises(LedgerCorruptError, match="newer than this leapbatch"):
+        Ledger.open(tmp_path)
+
+
+def test_read_ledger_needs_no_lock_and_ignores_a_torn_tail(tmp_path: Path) -> None:
+    """`read_ledger` (for status) reads while a writer holds the lock, and never modifies the file."""
+    data = write_ledger(tmp_path, sample_records())
+    (tmp_path / LEDGER_NAME).write_bytes(data + b'{"v":1,"ty')
+    with FolderLock(tmp_path):
+        state = read_ledger(tmp_path)
+    assert {KEY_A, KEY_B} == set(state.jobs)
+    assert data + b'{"v":1,"ty' == (tmp_path / LEDGER_NAME).read_bytes()
+
+
+def test_a_second_process_cannot_take_the_lock(tmp_path: Path) -> None:
+    """While one process holds the folder, another gets OutputLockedError naming the folder; kill -9 frees it."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
+            import sys, time
+            from pathlib import Path
+            from leapbatch.ledger import FolderLock
+            FolderLock(Path({str(tmp_path)!r})).acquire()
+            print("locked", flush=True)
+            time.sleep(60)
+        """),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert "locked\n" == holder.stdout.readline()
+        with pytest.raises(OutputLockedError) as caught:
+            FolderLock(tmp_path).acquire()
+        assert str(tmp_path) in caught.value.message
+        assert f"pid {holder.pid}" in caught.value.message
+        assert 3 == caught.value.exit_code
+    finally:
+        holder.kill()
+        holder.wait()
+        assert holder.stdout is not None
+        holder.stdout.close()
+    with FolderLock(tmp_path):
+        pass
