@@ -57,15 +57,18 @@ class Settings:
 
     base_url: str = DEFAULT_BASE_URL
     api_key: SecretStr | None = None
+    base_url_from_env: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read the settings from the environment (the key is never taken from argv or files)."""
         env = os.environ if environ is None else environ
         key = env.get("LEAP_API_KEY", "").strip()
+        base_url = env.get("LEAP_BASE_URL", "").strip()
         return cls(
-            base_url=env.get("LEAP_BASE_URL", "").strip() or DEFAULT_BASE_URL,
+            base_url=base_url or DEFAULT_BASE_URL,
             api_key=SecretStr(key) if key else None,
+            base_url_from_env=bool(base_url),
         )
 
 

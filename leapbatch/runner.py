@@ -26,6 +26,7 @@ import trio
 
 from leapbatch import errors
 from leapbatch.backoff import backoff_delay
+from leapbatch.cleanup import Target, delete_remote
 from leapbatch.client import LeapClient
 from leapbatch.crashpoints import crashpoint
 from leapbatch.events import (
@@ -43,7 +44,6 @@ from leapbatch.ledger import Ledger, now
 from leapbatch.poller import JobVanishedError, Poller, expected_seconds
 from leapbatch.ratelimit import AdaptiveLimiter
 from leapbatch.records import (
-    DeletedRecord,
     FailedRecord,
     FailStage,
     FinishedRecord,
@@ -387,23 +387,16 @@ class Runner:
             job, FailStage.TIMEOUT, f"not finished after {self._options.job_timeout:g} s (job_timeout)", inference_id
         )
 
-    async def _delete(self, job: Job, inference_id: str) -> bool:
-        """Delete the remote job (404 counts as gone) and record it; return False if the delete failed."""
-        crashpoint("before-delete")
+    async def _delete(self, job: Job, inference_id: str) -> None:
+        """Delete the remote job and record it; a failure is only noted (`leapbatch delete` can finish it)."""
         try:
-            await self._client.remove(job.model_id, inference_id)
-            outcome = "deleted"
-        except errors.NotFoundError:
-            outcome = "already_gone"
-        except errors.AuthError as exc:
-            raise _refused(exc) from None
+            await delete_remote(self._client, self._ledger, Target(job.key, job.model_id, inference_id, "run"))
+        except errors.ApiUnavailableError:
+            raise
         except errors.ApiError as exc:
             self._emit(Notice(f"could not delete job {job.key[:12]} remotely: {exc.message}"))
-            return False
-        crashpoint("after-delete")
-        self._ledger.append(DeletedRecord(t=now(), key=job.key, inference_id=inference_id, outcome=outcome))
+            return
         self._emit(JobDeleted(job.key))
-        return True
 
 
 _rng = random.Random()  # jitter only

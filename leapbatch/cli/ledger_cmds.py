@@ -2,8 +2,187 @@
 
 from __future__ import annotations
 
-from leapbatch.cli._common import SubParsers
+import argparse
+import sys
+from pathlib import Path
+
+import trio
+from pydantic import SecretStr
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from leapbatch import __version__
+from leapbatch.cleanup import DeleteOutcome, DeletePlan, plan_deletes, run_deletes
+from leapbatch.cli._api import retrying_client, settings_for_folder
+from leapbatch.cli._common import SubParsers, print_json, say
+from leapbatch.client import api_http, download_http
+from leapbatch.errors import EXIT_OK, EXIT_SOME_FAILED, UsageError
+from leapbatch.events import discard
+from leapbatch.ledger import LEDGER_NAME, FolderLock, Ledger, now, read_ledger
+from leapbatch.records import RunRecord
+from leapbatch.repair import fetchable, refetch_images, rewrite_derived
+from leapbatch.status import folder_usage, status_lines, status_report
+from leapbatch.verify import Problem, verify_folder, verify_report
+
+API_RPS = 10.0
+API_BURST = 10
 
 
 def register(sub: SubParsers) -> None:
-    """Add this module's subcommands (none yet)."""
+    """Add `status`, `delete` and `verify`."""
+    status = sub.add_parser(
+        "status",
+        help="where an output folder stands (reads the ledger only; safe while a run works)",
+        description="Show jobs by state, images on disk, failures grouped by reason, jobs still on Leap's "
+        "servers, what a resume would do, and disk used. Reads the ledger only and takes no lock.",
+    )
+    status.add_argument("out", metavar="OUT", help="the output folder of a run")
+    status.add_argument("--json", action="store_true", help="print one JSON object (shape: docs/cli.md)")
+    status.set_defaults(handler=handle_status)
+
+    delete = sub.add_parser(
+        "delete",
+        help="delete the remote jobs of an output folder from Leap's servers",
+        description="Delete the jobs the ledger knows from Leap's servers (each keeps your prompts and images "
+        "there until deleted). Finished jobs are deleted only once their images are on disk and verified; failed "
+        "jobs only with --include-failed. 404 counts as already gone; every outcome is recorded, so running it "
+        "again does nothing. Needs LEAP_API_KEY; uses LEAP_BASE_URL, else the server of the folder's last run.",
+        epilog="exit codes: 0 done, 1 some jobs refused or not deleted, 2 usage, 3 folder locked by a run, "
+        "5 API unavailable",
+    )
+    delete.add_argument("out", metavar="OUT", help="the output folder of a run")
+    delete.add_argument("--dry-run", action="store_true", help="show what would be deleted; send nothing")
+    delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    delete.add_argument("--include-failed", action="store_true", help="also delete failed jobs and earlier attempts")
+    delete.add_argument(
+        "--force", action="store_true", help="also delete jobs whose images are not verified on disk, or in flight"
+    )
+    delete.set_defaults(handler=handle_delete)
+
+    verify = sub.add_parser(
+        "verify",
+        help="check every image and file of an output folder against its ledger",
+        description="Check that every image recorded as finished exists, has its recorded sha256 and size, "
+        "decodes and has the recorded dimensions; that images/ holds nothing else; and that metadata.jsonl and "
+        "results.json agree with the ledger. --repair fetches missing or damaged images again (while the remote "
+        "job still exists) and rewrites metadata.jsonl and results.json.",
+        epilog="exit codes: 0 clean, 1 problems found (each listed), 3 folder locked (--repair), 5 API unavailable",
+    )
+    verify.add_argument("out", metavar="OUT", help="the output folder of a run")
+    verify.add_argument("--json", action="store_true", help="print one JSON object (shape: docs/cli.md)")
+    verify.add_argument("--repair", action="store_true", help="fetch missing or damaged images again")
+    verify.set_defaults(handler=handle_verify)
+
+
+def _folder(text: str) -> Path:
+    out = Path(text)
+    if not (out / LEDGER_NAME).is_file():
+        raise UsageError(
+            f"{out} has no {LEDGER_NAME}: not the output folder of a run",
+            hint="pass the folder `leapbatch run` wrote to (outputs/<name> by default)",
+        )
+    return out
+
+
+def handle_status(args: argparse.Namespace) -> int:
+    """Print the status of a folder."""
+    out = _folder(args.out)
+    report = status_report(out, read_ledger(out), folder_usage(out))
+    if args.json:
+        print_json(report)
+    else:
+        for line in status_lines(report):
+            print(line)
+    return EXIT_OK
+
+
+def _describe_plan(plan: DeletePlan) -> None:
+    for key, why in plan.refused[:20]:
+        say(f"refused: job {key}: {why}")
+    if len(plan.refused) > 20:
+        say(f"refused: ... and {len(plan.refused) - 20} more")
+    if plan.refused:
+        say("hint: `leapbatch verify OUT --repair` restores images; --force deletes anyway (the images are lost)")
+    if plan.skipped_failed:
+        say(f"kept: {plan.skipped_failed} failed jobs (--include-failed deletes them too)")
+
+
+def _confirm(count: int, out: Path) -> bool:
+    if not sys.stdin.isatty():
+        raise UsageError(f"refusing to delete {count} remote jobs without confirmation", hint="pass --yes to confirm")
+    answer = input(f"Delete {count} jobs of {out} from the server? This cannot be undone. [y/N] ")
+    return answer.strip().lower() in ("y", "yes")
+
+
+def handle_delete(args: argparse.Namespace) -> int:
+    """Delete the remote jobs of a folder."""
+    out = _folder(args.out)
+    with FolderLock(out):
+        ledger = Ledger.open(out)
+        try:
+            plan = plan_deletes(out, ledger.state, include_failed=args.include_failed, force=args.force)
+            _describe_plan(plan)
+            if not plan.targets:
+                say("nothing to delete")
+                return EXIT_SOME_FAILED if plan.refused else EXIT_OK
+            if args.dry_run:
+                for target in plan.targets:
+                    print(f"would delete: {target.inference_id} (job {target.key}, {target.why})")
+                say(f"dry run: {len(plan.targets)} jobs would be deleted")
+                return EXIT_OK
+            if not args.yes and not _confirm(len(plan.targets), out):
+                say("nothing deleted")
+                return EXIT_OK
+            base_url, key = settings_for_folder(ledger.state)
+            ledger.append(RunRecord(t=now(), command="delete", tool_version=__version__, base_url=base_url))
+            outcome = trio.run(_delete_all, ledger, plan, base_url, key)
+        finally:
+            ledger.close()
+    say(f"deleted {outcome.deleted}, already gone {outcome.already_gone}, failed {len(outcome.errors)}")
+    for key_, message in outcome.errors[:20]:
+        say(f"error: job {key_}: {message}")
+    return EXIT_SOME_FAILED if outcome.errors or plan.refused else EXIT_OK
+
+
+async def _delete_all(ledger: Ledger, plan: DeletePlan, base_url: str, key: SecretStr) -> DeleteOutcome:
+    with Progress(
+        TextColumn("deleting"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=False
+    ) as progress:
+        task = progress.add_task("delete", total=len(plan.targets))
+        async with api_http(base_url, key) as http:
+            client = retrying_client(http, rps=API_RPS, burst=API_BURST, events=discard)
+            return await run_deletes(client, ledger, plan.targets, on_done=lambda: progress.advance(task))
+
+
+def handle_verify(args: argparse.Namespace) -> int:
+    """Verify (and optionally repair) a folder."""
+    out = _folder(args.out)
+    restored = 0
+    if args.repair:
+        with FolderLock(out):
+            ledger = Ledger.open(out)
+            try:
+                problems, _ = verify_folder(out, ledger.state)
+                wanted = fetchable(ledger.state, problems)
+                if wanted:
+                    restored = trio.run(_refetch, out, ledger, wanted)
+                if problems:
+                    rewrite_derived(out, ledger.state)
+            finally:
+                ledger.close()
+    problems, checked = verify_folder(out, read_ledger(out))
+    if args.json:
+        print_json(verify_report(out, problems, checked, restored))
+    else:
+        for problem in problems:
+            print(f"{problem.kind}: {problem.path or out}: {problem.detail}")
+        if args.repair:
+            say(f"repair: {restored} images fetched again; metadata.jsonl and results.json rewritten")
+        say(f"{checked} images checked: " + ("all good" if not problems else f"{len(problems)} problems"))
+    return EXIT_OK if not problems else EXIT_SOME_FAILED
+
+
+async def _refetch(out: Path, ledger: Ledger, problems: list[Problem]) -> int:
+    base_url, key = settings_for_folder(ledger.state)
+    async with api_http(base_url, key) as http, download_http() as downloads:
+        client = retrying_client(http, rps=API_RPS, burst=API_BURST, events=discard)
+        return await refetch_images(out, ledger, problems, client=client, downloads=downloads)

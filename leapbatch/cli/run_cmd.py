@@ -13,20 +13,19 @@ import trio
 from pydantic import SecretStr
 
 from leapbatch import __version__
+from leapbatch.cli._api import retrying_client
 from leapbatch.cli._common import SubParsers, say
-from leapbatch.client import LeapClient, Settings, api_http, download_http
+from leapbatch.client import Settings, api_http, download_http
 from leapbatch.emulator import EmulatorConfig, serve_emulator
 from leapbatch.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, UsageError
-from leapbatch.events import RequestRetried
 from leapbatch.expand import expand
 from leapbatch.jobs import Job
 from leapbatch.ledger import FolderLock, Ledger, now
 from leapbatch.manifest import Manifest, load_manifest
 from leapbatch.progress import RunProgress
-from leapbatch.ratelimit import AdaptiveLimiter, RequestGate
+from leapbatch.ratelimit import AdaptiveLimiter
 from leapbatch.records import RunRecord
 from leapbatch.results import write_results
-from leapbatch.retry import SafeRetry
 from leapbatch.runner import Runner, RunOptions, RunSummary
 from leapbatch.storage import ImageStore, sweep_parts
 
@@ -191,16 +190,18 @@ async def _run(plan: _Plan, ledger: Ledger, progress: RunProgress) -> RunSummary
             )
         )
         limiter = AdaptiveLimiter(plan.max_in_flight)
-
-        def retried(method: str, path: str, attempt: int, delay: float, exc: Exception) -> None:
-            progress(RequestRetried(method, path, attempt, delay, str(exc)))
-
-        retry = SafeRetry(on_throttle=limiter.throttled, on_success=limiter.succeeded, on_retry=retried)
         async with (
             api_http(base_url, plan.target.api_key, max_connections=max(plan.max_in_flight, 16)) as http,
             download_http() as downloads,
         ):
-            client = LeapClient(http, gate=RequestGate(plan.rps, plan.burst), retry=retry)
+            client = retrying_client(
+                http,
+                rps=plan.rps,
+                burst=plan.burst,
+                events=progress,
+                on_throttle=limiter.throttled,
+                on_success=limiter.succeeded,
+            )
             runner = Runner(
                 client=client,
                 downloads=downloads,

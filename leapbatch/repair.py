@@ -1,0 +1,87 @@
+"""Repair an output folder after `verify`: fetch missing or damaged images again, rewrite derived files.
+
+An image can be fetched again only while its remote job exists (not deleted, not from a `run --local`); the new
+bytes are verified like any download. If they differ from the recorded sha256 (the server re-encoded them), a new
+`finished` record states the new truth. `metadata.jsonl` and `results.json` are derived from the ledger, so they
+are simply written again. Untracked files are reported by `verify` but never deleted: they are not ours to delete.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+import httpx
+
+from leapbatch import errors
+from leapbatch.client import LeapClient
+from leapbatch.jobs import Job
+from leapbatch.ledger import Ledger, now
+from leapbatch.records import FinishedRecord, ImageRecord, LedgerState
+from leapbatch.results import write_results
+from leapbatch.storage import ImageStore
+from leapbatch.verify import IMAGE_KINDS, Problem
+from leapbatch.wire import CreateInferenceDto
+
+
+def ledger_jobs(state: LedgerState) -> list[Job]:
+    """Return the jobs the ledger knows, rebuilt from their recorded requests."""
+    return [
+        Job(js.key, js.model, CreateInferenceDto.model_validate(js.request), js.variables) for js in state.jobs.values()
+    ]
+
+
+def fetchable(state: LedgerState, problems: Sequence[Problem]) -> list[Problem]:
+    """Return the image problems whose remote job still exists, so the image can be fetched again."""
+    return [p for p in problems if p.kind in IMAGE_KINDS and p.key is not None and state.jobs[p.key].remote_exists]
+
+
+async def refetch_images(
+    out_dir: Path,
+    ledger: Ledger,
+    problems: Sequence[Problem],
+    *,
+    client: LeapClient,
+    downloads: httpx.AsyncClient,
+) -> int:
+    """Fetch the images of `problems` again and record them; return how many images were restored."""
+    store = ImageStore(out_dir)
+    by_job: defaultdict[str, set[int]] = defaultdict(set)
+    for problem in problems:
+        if problem.key is not None and problem.index is not None:
+            by_job[problem.key].add(problem.index)
+    restored = 0
+    for key, indexes in by_job.items():
+        job = ledger.state.jobs[key]
+        assert job.inference_id is not None
+        entity = await client.find_one(job.model, job.inference_id)
+        images: list[ImageRecord] = list(job.images)
+        for position, image in enumerate(images):
+            if image.index not in indexes or image.index >= len(entity.images):
+                continue
+            uri = entity.images[image.index].uri
+            try:
+                stored = await store.download(
+                    downloads, uri, key=key, index=image.index, width=image.width, height=image.height
+                )
+            except errors.DownloadError:
+                continue
+            images[position] = ImageRecord(
+                index=image.index,
+                uri=uri,
+                path=stored.path,
+                sha256=stored.sha256,
+                bytes=stored.bytes,
+                width=stored.width,
+                height=stored.height,
+            )
+            restored += 1
+        if images != list(job.images):
+            ledger.append(FinishedRecord(t=now(), key=key, inference_id=job.inference_id, images=images))
+    return restored
+
+
+def rewrite_derived(out_dir: Path, state: LedgerState) -> None:
+    """Write `metadata.jsonl` and `results.json` again from the ledger."""
+    write_results(out_dir, ledger_jobs(state), state, name=out_dir.name)

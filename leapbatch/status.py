@@ -1,0 +1,124 @@
+"""Where an output folder stands, from its ledger alone: the `status` report.
+
+`status_report` is pure over the ledger state and a listing of the folder; `folder_usage` is the only I/O. Neither
+takes the folder's lock, so `status` works while a run holds it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from leapbatch.records import LedgerState, Phase
+from leapbatch.resume import Action, action_for
+
+STATUS_VERSION = 1
+
+
+@dataclass(frozen=True)
+class FolderUsage:
+    """What is on disk in an output folder."""
+
+    image_files: frozenset[str]  # paths relative to the folder, posix
+    image_bytes: int
+    total_bytes: int
+
+
+def folder_usage(out_dir: Path) -> FolderUsage:
+    """Return the image files under `OUT/images` and the bytes the folder uses."""
+    images: set[str] = set()
+    image_bytes = total = 0
+    if out_dir.is_dir():
+        for path in out_dir.rglob("*"):
+            if not path.is_file() or path.is_symlink():
+                continue
+            size = path.stat().st_size
+            total += size
+            relative = path.relative_to(out_dir).as_posix()
+            if relative.startswith("images/") and not relative.endswith(".part"):
+                images.add(relative)
+                image_bytes += size
+    return FolderUsage(frozenset(images), image_bytes, total)
+
+
+def status_report(out_dir: Path, state: LedgerState, usage: FolderUsage) -> dict[str, Any]:
+    """Return the status of a folder as a JSON-ready dict (its shape is documented in docs/cli.md)."""
+    jobs = list(state.jobs.values())
+    by_phase = {phase.value: sum(1 for js in jobs if js.phase is phase) for phase in Phase}
+    recorded = [image.path for js in jobs if js.phase is Phase.FINISHED for image in js.images]
+    failures: dict[tuple[str, str], dict[str, Any]] = {}
+    for js in jobs:
+        if js.phase is Phase.FAILED and js.failure is not None:
+            group = failures.setdefault(
+                (js.failure.stage.value, js.failure.reason),
+                {"stage": js.failure.stage.value, "reason": js.failure.reason, "count": 0, "example": js.key},
+            )
+            group["count"] += 1
+    remote = [js for js in jobs if js.remote_exists]
+    resume: dict[str, int] = {action.value: 0 for action in Action}
+    for js in jobs:
+        resume[action_for(js, retry_failed=False).value] += 1
+    last_run = state.runs[-1] if state.runs else None
+    return {
+        "version": STATUS_VERSION,
+        "folder": str(out_dir),
+        "last_run": None
+        if last_run is None
+        else {"manifest": last_run.manifest_path, "base_url": last_run.base_url, "local": last_run.local},
+        "jobs": {"total": len(jobs), **by_phase},
+        "images": {
+            "recorded": len(recorded),
+            "on_disk": len(usage.image_files & set(recorded)),
+            "missing": len(set(recorded) - usage.image_files),
+            "untracked": len(usage.image_files - set(recorded)),
+            "bytes": usage.image_bytes,
+        },
+        "failures": sorted(failures.values(), key=lambda group: (-group["count"], group["stage"], group["reason"])),
+        "remote": {
+            "present": len(remote),
+            "present_finished": sum(1 for js in remote if js.phase is Phase.FINISHED),
+            "orphans": sum(len(js.orphans) for js in jobs if not js.local),
+            "deleted": sum(1 for js in jobs if js.deleted),
+        },
+        "resume": {
+            "poll": resume[Action.POLL.value],
+            "reconcile": resume[Action.RECONCILE.value],
+            "create": resume[Action.CREATE.value],
+            "kept_failed": resume[Action.KEEP_FAILED.value],
+        },
+        "disk_bytes": usage.total_bytes,
+    }
+
+
+def status_lines(report: dict[str, Any]) -> list[str]:
+    """Return the status report as lines for people."""
+    jobs, images, remote, resume = report["jobs"], report["images"], report["remote"], report["resume"]
+    lines = [
+        f"folder: {report['folder']}",
+        f"jobs: {jobs['total']} in the ledger: {jobs['finished']} finished, {jobs['failed']} failed, "
+        f"{jobs['submitted']} submitted (in flight), {jobs['intent']} awaiting confirmation",
+        f"images: {images['on_disk']} of {images['recorded']} recorded on disk ({_size(images['bytes'])}); "
+        f"{images['missing']} missing, {images['untracked']} untracked",
+    ]
+    for group in report["failures"]:
+        lines.append(f"  failed ({group['stage']}) x{group['count']}: {group['reason']} (e.g. job {group['example']})")
+    lines.append(
+        f"remote: {remote['present']} jobs still on the server ({remote['present_finished']} finished), "
+        f"{remote['orphans']} from earlier attempts, {remote['deleted']} deleted"
+    )
+    lines.append(
+        f"on resume: {resume['poll']} polled, {resume['reconcile']} settled by listing, {resume['create']} created, "
+        f"{resume['kept_failed']} kept failed (--retry-failed resubmits them)"
+    )
+    lines.append(f"disk used: {_size(report['disk_bytes'])}")
+    return lines
+
+
+def _size(count: int) -> str:
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")  # pragma: no cover

@@ -1,0 +1,133 @@
+"""Check an output folder against its ledger: the `verify` command's core.
+
+Every image recorded as finished must exist, hash to its recorded sha256, have its recorded size, decode, and
+have the recorded dimensions; `images/` must hold nothing else; `metadata.jsonl` and `results.json` must agree with
+the ledger. The checks only read; `leapbatch.cli.ledger_cmds` does the repairs.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from leapbatch.records import ImageRecord, JobState, LedgerState, Phase
+from leapbatch.results import METADATA_NAME, RESULTS_NAME, metadata_rows
+from leapbatch.storage import inspect_file
+
+VERIFY_VERSION = 1
+IMAGE_KINDS = ("missing", "damaged")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong in the folder; `kind` is missing, damaged, untracked, metadata or results."""
+
+    kind: str
+    detail: str
+    path: str | None = None
+    key: str | None = None
+    index: int | None = None
+
+
+def check_image(out_dir: Path, job: JobState, image: ImageRecord) -> Problem | None:
+    """Return what is wrong with one recorded image on disk, or None if it is exactly as recorded."""
+    path = out_dir / image.path
+    if not path.is_file():
+        return Problem("missing", "the file is missing", image.path, job.key, image.index)
+    info = inspect_file(path)
+    if info.problem is not None:
+        return Problem("damaged", f"does not decode: {info.problem}", image.path, job.key, image.index)
+    if info.bytes != image.bytes:
+        return Problem("damaged", f"{info.bytes} bytes, recorded {image.bytes}", image.path, job.key, image.index)
+    if info.sha256 != image.sha256:
+        return Problem("damaged", "sha256 differs from the ledger", image.path, job.key, image.index)
+    if (info.width, info.height) != (image.width, image.height):
+        return Problem(
+            "damaged",
+            f"decodes to {info.width}x{info.height}, recorded {image.width}x{image.height}",
+            image.path,
+            job.key,
+            image.index,
+        )
+    return None
+
+
+def _check_metadata(out_dir: Path, state: LedgerState) -> list[Problem]:
+    path = out_dir / METADATA_NAME
+    expected = metadata_rows(state)
+    if not path.is_file():
+        return [Problem("metadata", f"{METADATA_NAME} is missing", METADATA_NAME)] if expected else []
+    try:
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return [Problem("metadata", f"{METADATA_NAME} is not JSON lines ({exc})", METADATA_NAME)]
+    if rows != json.loads(json.dumps(expected)):
+        have = {row.get("file_name") for row in rows if isinstance(row, dict)}
+        want = {row["file_name"] for row in expected}
+        detail = (
+            f"{METADATA_NAME} disagrees with the ledger: {len(want - have)} images missing, "
+            f"{len(have - want)} extra, {len(rows)} rows for {len(expected)} images"
+        )
+        return [Problem("metadata", detail, METADATA_NAME)]
+    return []
+
+
+def _check_results(out_dir: Path, state: LedgerState) -> list[Problem]:
+    path = out_dir / RESULTS_NAME
+    if not path.is_file():
+        return [Problem("results", f"{RESULTS_NAME} is missing", RESULTS_NAME)] if state.jobs else []
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+        entries = {entry["key"]: entry for entry in document["jobs"]}
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
+        return [Problem("results", f"{RESULTS_NAME} is unreadable ({exc.__class__.__name__})", RESULTS_NAME)]
+    wrong = []
+    for key, job in state.jobs.items():
+        entry = entries.get(key)
+        files = [image.path for image in job.images]
+        if entry is None or entry.get("state") != job.phase.value or entry.get("files") != files:
+            wrong.append(key)
+    if wrong:
+        return [
+            Problem("results", f"{RESULTS_NAME} disagrees with the ledger on {len(wrong)} jobs", RESULTS_NAME, wrong[0])
+        ]
+    return []
+
+
+def verify_folder(out_dir: Path, state: LedgerState) -> tuple[list[Problem], int]:
+    """Return every problem in the folder, and how many images were checked."""
+    problems: list[Problem] = []
+    recorded: set[str] = set()
+    checked = 0
+    for job in state.jobs.values():
+        if job.phase is not Phase.FINISHED:
+            continue
+        for image in job.images:
+            recorded.add(image.path)
+            checked += 1
+            problem = check_image(out_dir, job, image)
+            if problem is not None:
+                problems.append(problem)
+    images_dir = out_dir / "images"
+    if images_dir.is_dir():
+        for path in sorted(images_dir.iterdir()):
+            relative = path.relative_to(out_dir).as_posix()
+            if relative not in recorded:
+                problems.append(Problem("untracked", "not in the ledger", relative))
+    problems += _check_metadata(out_dir, state)
+    problems += _check_results(out_dir, state)
+    return problems, checked
+
+
+def verify_report(out_dir: Path, problems: list[Problem], checked: int, repaired: int = 0) -> dict[str, Any]:
+    """Return the JSON shape of `verify --json` (documented in docs/cli.md)."""
+    return {
+        "version": VERIFY_VERSION,
+        "folder": str(out_dir),
+        "ok": not problems,
+        "images_checked": checked,
+        "repaired": repaired,
+        "problems": [asdict(problem) for problem in problems],
+    }
