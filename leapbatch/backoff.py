@@ -20,7 +20,7 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     text = value.strip()
     if not text:
         return None
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         return min(float(text), MAX_RETRY_AFTER)
     try:
         when = parsedate_to_datetime(text)
@@ -34,5 +34,5 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
 
 def backoff_delay(attempt: int, *, base: float, cap: float, rng: random.Random) -> float:
     """Return the sleep before retry number `attempt` (1-based): uniform in [0, min(cap, base * 2**(attempt-1))]."""
-    ceiling = min(cap, base * 2 ** max(attempt - 1, 0))
+    ceiling = min(cap, base * 2.0 ** min(max(attempt - 1, 0), 64))
     return rng.uniform(0.0, ceiling)

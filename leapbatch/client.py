@@ -15,7 +15,7 @@ import json
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -31,6 +31,7 @@ DEFAULT_PAGE_SIZE = 50
 # bounded by the runner instead.
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, pool=None)
 
+T = TypeVar("T")
 Gate = Callable[[], Awaitable[None]]
 Attempt = Callable[[], Awaitable[httpx.Response]]
 
@@ -106,6 +107,9 @@ def download_http(
 
 def inferences_path(model_id: str, inference_id: str | None = None) -> str:
     """Return the API path of a model's inferences, or of one inference (ids are percent-encoded)."""
+    for part in (model_id, inference_id):
+        if part is not None and part in ("", ".", ".."):
+            raise ValueError(f"not a usable id in a path: {part!r}")
     base = f"{API_PREFIX}/{quote(model_id, safe='')}/inferences"
     return base if inference_id is None else f"{base}/{quote(inference_id, safe='')}"
 
@@ -129,9 +133,14 @@ def _raise_for_status(response: httpx.Response, method: str, path: str) -> None:
         return
     retry_after = parse_retry_after(response.headers.get("retry-after"))
     cls = errors.status_error_class(response.status_code)
+    messages = _server_messages(response)
+    # A server may quote the key back ("invalid key: sk-..."): it must not reach a message.
+    token = response.request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+    if token:
+        messages = [m.replace(token, "[redacted]") for m in messages]
     raise cls(
         status=response.status_code,
-        messages=_server_messages(response),
+        messages=messages,
         method=method,
         path=path,
         retry_after=retry_after,
@@ -178,7 +187,10 @@ class LeapClient:
         *,
         body: Mapping[str, Any] | None = None,
         params: Mapping[str, str | int] | None = None,
-    ) -> httpx.Response:
+        parse: Callable[[httpx.Response], T],
+    ) -> T:
+        parsed: list[T] = []
+
         async def attempt() -> httpx.Response:
             if self._gate is not None:
                 await self._gate()
@@ -196,22 +208,26 @@ class LeapClient:
                     method=method,
                     path=path,
                 ) from None
-            except httpx.TransportError as exc:
+            except httpx.RequestError as exc:  # DecodingError too: a body that fails to decompress
                 raise errors.TransportError(
                     f"connection failed during {method} {path}: {exc.__class__.__name__}",
                     method=method,
                     path=path,
                 ) from None
             _raise_for_status(response, method, path)
+            # Parsed inside the attempt, so a garbled body is a failure the retry policy sees (GET re-reads it).
+            parsed[:] = [parse(response)]
             return response
 
-        return await self._retry.run(method, path, attempt)
+        await self._retry.run(method, path, attempt)
+        return parsed[0]
 
     async def create(self, model_id: str, request: CreateInferenceDto) -> InferenceEntity:
         """Submit a generation job; it starts `queued` with no images."""
         path = inferences_path(model_id)
-        response = await self._send("POST", path, body=request.to_wire())
-        return _entity(_json_body(response, "POST", path), response, "POST", path)
+        return await self._send(
+            "POST", path, body=request.to_wire(), parse=lambda r: _entity(_json_body(r, "POST", path), r, "POST", path)
+        )
 
     async def find_all(
         self, model_id: str, *, only_finished: bool = False, page: int = 1, page_size: int = DEFAULT_PAGE_SIZE
@@ -219,16 +235,19 @@ class LeapClient:
         """Return one page of the model's jobs (pages start at 1; an empty page ends the list)."""
         path = inferences_path(model_id)
         params = {"onlyFinished": "true" if only_finished else "false", "page": page, "pageSize": page_size}
-        response = await self._send("GET", path, params=params)
-        data = _json_body(response, "GET", path)
-        if not isinstance(data, list):
-            raise errors.MalformedResponseError(
-                f"HTTP {response.status_code} from GET {path}: expected a JSON array of jobs",
-                method="GET",
-                path=path,
-                status=response.status_code,
-            )
-        return [_entity(item, response, "GET", path) for item in data]
+
+        def parse(response: httpx.Response) -> list[InferenceEntity]:
+            data = _json_body(response, "GET", path)
+            if not isinstance(data, list):
+                raise errors.MalformedResponseError(
+                    f"HTTP {response.status_code} from GET {path}: expected a JSON array of jobs",
+                    method="GET",
+                    path=path,
+                    status=response.status_code,
+                )
+            return [_entity(item, response, "GET", path) for item in data]
+
+        return await self._send("GET", path, params=params, parse=parse)
 
     async def iter_all(
         self, model_id: str, *, only_finished: bool = False, page_size: int = DEFAULT_PAGE_SIZE
@@ -247,9 +266,8 @@ class LeapClient:
     async def find_one(self, model_id: str, inference_id: str) -> InferenceEntity:
         """Return one job, with its image URIs once finished."""
         path = inferences_path(model_id, inference_id)
-        response = await self._send("GET", path)
-        return _entity(_json_body(response, "GET", path), response, "GET", path)
+        return await self._send("GET", path, parse=lambda r: _entity(_json_body(r, "GET", path), r, "GET", path))
 
     async def remove(self, model_id: str, inference_id: str) -> None:
         """Delete a job and its images (raises `NotFoundError` if it is already gone)."""
-        await self._send("DELETE", inferences_path(model_id, inference_id))
+        await self._send("DELETE", inferences_path(model_id, inference_id), parse=lambda response: None)

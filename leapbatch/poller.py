@@ -110,7 +110,11 @@ class Poller:
                 await self._changed.wait()
                 continue
             now = self._clock()
-            next_due = min(min(w.due, w.deadline) for w in self._waiters.values())
+            pending = [w for w in self._waiters.values() if not w.done.is_set()]
+            if not pending:
+                await trio.lowlevel.checkpoint()
+                continue
+            next_due = min(min(w.due, w.deadline) for w in pending)
             if next_due > now:
                 self._changed = trio.Event()
                 with trio.move_on_after(next_due - now):
@@ -119,9 +123,10 @@ class Poller:
             await self._check(now)
 
     async def _check(self, now: float) -> None:
-        for waiter in [w for w in self._waiters.values() if w.deadline <= now]:
+        await trio.lowlevel.checkpoint()  # let resolved waiters leave before the next look
+        for waiter in [w for w in self._waiters.values() if w.deadline <= now and not w.done.is_set()]:
             waiter.resolve(None)
-        due = [w for w in self._waiters.values() if w.due <= now]
+        due = [w for w in self._waiters.values() if w.due <= now and not w.done.is_set()]
         if not due:
             return
         singles = due

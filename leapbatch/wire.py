@@ -13,7 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 DEFAULT_BASE_URL = "https://api.tryleap.ai"
@@ -146,6 +146,13 @@ class InferenceEntity(_WireModel):
     images: list[InferenceImage] = Field(default_factory=list)
     model_id: str | None = None
     upscaling_option: str | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _id_is_a_path_segment(cls, value: str) -> str:
+        if value in ("", ".", ".."):
+            raise ValueError("not a usable inference id")
+        return value
 
     @model_validator(mode="before")
     @classmethod
