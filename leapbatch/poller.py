@@ -1,12 +1,13 @@
 """Learn when submitted jobs end, spending as few requests as possible.
 
-One `Poller` serves every waiting job of one model. Each waiter's first check is due near its expected finish time
-(`expected_generation_seconds` / speed). When a check is due:
-- with few waiters (< `list_threshold`), each due waiter gets one findOne;
-- with many, one sweep of findAll(onlyFinished) pages, newest first, resolves every finished waiter it lists; it
-  stops at the first page reaching jobs created before the oldest waiter, or at an empty page. Waiters the sweep
-  does not find are checked by findOne only once they are well past their expected time (that is how `failed` and
-  stuck jobs are seen, as onlyFinished never lists them); the rest are due again after an interval that grows.
+One `Poller` serves every waiting job of one model. A waiter expects its job to take `expected` seconds
+(`expected_generation_seconds` / speed) and polls at an `interval` of a quarter of that, growing by half each time.
+- With few waiters (< `list_threshold`), each gets one findOne at its expected finish time, then per interval.
+- With many, one sweep of findAll(onlyFinished) pages resolves every finished waiter it lists, whatever its
+  expectations (a server faster than expected is noticed after one interval); sweeps are spaced by the shortest
+  interval and stop at a page whose jobs all predate the oldest waiter, or at an empty page. A waiter no sweep
+  finds gets findOne only once it is well past its expected time: that is how `failed` and stuck jobs are seen,
+  as onlyFinished never lists them.
 A waiter past its deadline resolves to None (timed out). Request errors other than an unusable API leave the
 waiter waiting; `ApiUnavailableError` and `AuthError` end the poller (and so the run).
 """
@@ -80,15 +81,15 @@ class Poller:
     ) -> InferenceEntity | None:
         """Return the job once `finished` or `failed`, or None once `timeout` seconds have passed."""
         now = self._clock()
-        first = max(expected, MIN_INTERVAL)
+        interval = min(max(expected * 0.25, MIN_INTERVAL), MAX_INTERVAL)
         waiter = _Waiter(
             inference_id=inference_id,
             created=created_at.timestamp() if created_at else None,
             started=now,
             expected=expected,
             deadline=now + timeout,
-            due=now + min(first, timeout),
-            interval=min(max(expected * 0.25, MIN_INTERVAL), MAX_INTERVAL),
+            due=now + min(interval, timeout),
+            interval=interval,
         )
         self._waiters[inference_id] = waiter
         self._changed.set()
@@ -129,8 +130,8 @@ class Poller:
         due = [w for w in self._waiters.values() if w.due <= now and not w.done.is_set()]
         if not due:
             return
-        singles = due
-        if len(self._waiters) >= self._threshold:
+        sweep_mode = len(self._waiters) >= self._threshold
+        if sweep_mode:
             # One sweep answers for every waiter: space sweeps by the shortest interval among the waiters.
             spacing = min(w.interval for w in self._waiters.values())
             if now < self._last_sweep + spacing:
@@ -140,10 +141,17 @@ class Poller:
             self._last_sweep = now
             await self._sweep()
             singles = [w for w in due if not w.done.is_set() and w.overdue(now)]
+            checked = due
+        else:
+            # A findOne costs one request per job: spend it only from the expected finish time on.
+            early = [w for w in due if now < w.started + w.expected]
+            for waiter in early:
+                waiter.due = waiter.started + waiter.expected
+            singles = checked = [w for w in due if w not in early]
         async with trio.open_nursery() as nursery:
             for waiter in singles:
                 nursery.start_soon(self._find_one, waiter)
-        for waiter in due:
+        for waiter in checked:
             if not waiter.done.is_set():
                 waiter.due = self._clock() + waiter.interval
                 waiter.interval = min(waiter.interval * 1.5, MAX_INTERVAL)

@@ -80,6 +80,7 @@ class RunSummary:
 
     total: int = 0
     finished: int = 0
+    finished_before: int = 0  # already finished when the run started
     failed: int = 0
     images: int = 0
     created: int = 0
@@ -146,6 +147,7 @@ class Runner:
         self.summary = RunSummary(
             total=len(jobs),
             finished=len(done),
+            finished_before=len(done),
             failed=plan.count(Action.KEEP_FAILED),
             images=sum(len(state[job.key].images) for job in done),
         )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 import secrets
 import sys
 from dataclasses import dataclass
@@ -139,8 +138,17 @@ def handle(args: argparse.Namespace) -> int:
             with progress:
                 summary = trio.run(
                     _run,
-                    _Plan(manifest, jobs, out, target, options, args.rps or limits.requests_per_second,
-                          limits.burst, args.max_in_flight or limits.max_in_flight, args.fail_rate),
+                    _Plan(
+                        manifest,
+                        jobs,
+                        out,
+                        target,
+                        options,
+                        args.rps or limits.requests_per_second,
+                        limits.burst,
+                        args.max_in_flight or limits.max_in_flight,
+                        args.fail_rate,
+                    ),
                     ledger,
                     progress,
                 )
@@ -152,7 +160,7 @@ def handle(args: argparse.Namespace) -> int:
         finally:
             write_results(out, jobs, ledger.state, name=manifest.name)
             ledger.close()
-    return _report(summary, out, progress.elapsed)
+    return _report(summary, out, progress.elapsed, local=target.base_url is None)
 
 
 @dataclass(frozen=True)
@@ -231,9 +239,10 @@ def _is_interrupt(exc: BaseException) -> bool:
     return False
 
 
-def _report(summary: RunSummary | None, out: Path, elapsed: float) -> int:
+def _report(summary: RunSummary | None, out: Path, elapsed: float, *, local: bool) -> int:
     assert summary is not None
-    rate = f", {summary.finished / elapsed:.1f} jobs/s" if elapsed > 0 and not math.isclose(elapsed, 0) else ""
+    fresh = summary.finished - summary.finished_before
+    rate = f", {fresh / elapsed:.1f} jobs/s" if fresh and elapsed > 0 else ""
     say(
         f"done: {summary.finished} of {summary.total} jobs finished, {summary.images} images in {out} "
         f"({elapsed:.1f} s{rate}); {summary.failed} failed"
@@ -241,5 +250,8 @@ def _report(summary: RunSummary | None, out: Path, elapsed: float) -> int:
     if summary.failures:
         stages = ", ".join(f"{stage}: {count}" for stage, count in sorted(summary.failures.items()))
         say(f"failed by stage: {stages}; details: leapbatch status {out}; resubmit with --retry-failed")
-    say(f"next: leapbatch verify {out}  ·  leapbatch delete {out}  (removes the jobs from Leap's servers)")
+    if local:
+        say(f"next: leapbatch verify {out}  ·  leapbatch status {out}  (the emulator's jobs ended with the run)")
+    else:
+        say(f"next: leapbatch verify {out}  ·  leapbatch delete {out}  (removes the jobs from Leap's servers)")
     return EXIT_OK if summary.all_finished else EXIT_SOME_FAILED
