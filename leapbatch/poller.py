@@ -64,7 +64,7 @@ class Poller:
         client: LeapClient,
         model_id: str,
         *,
-        list_threshold: int = 8,
+        list_threshold: int = 2,
         clock: Callable[[], float] = trio.current_time,
     ) -> None:
         self._client = client

@@ -71,7 +71,7 @@ class RunOptions:
     retry_failed: bool = False
     delete_after_download: bool = False
     speed: float = 1.0  # how much faster than Leap the server is (the emulator's speed factor; 1 for Leap)
-    list_threshold: int = 8
+    list_threshold: int = 2  # from this many jobs waiting on one model, one listing beats a findOne each
 
 
 @dataclass
