@@ -164,6 +164,12 @@ class Runner:
         async with trio.open_nursery() as background:
             self._nursery = background
             async with trio.open_nursery() as work:
+                if self._options.delete_after_download:
+                    # Finished in an earlier run that stopped before its cleanup: delete them now.
+                    for job in done:
+                        known = state[job.key]
+                        if known.remote_exists and known.inference_id is not None:
+                            work.start_soon(self._delete, job, known.inference_id)
                 for job in plan.to_run:
                     borrower = object()
                     await self._limiter.acquire(borrower)

@@ -19,9 +19,7 @@ def settings_for_folder(state: LedgerState) -> tuple[str, SecretStr]:
     """Return the base URL (LEAP_BASE_URL, else the folder's last real run's) and the key, or raise UsageError."""
     settings = Settings.from_env()
     if settings.api_key is None:
-        raise UsageError(
-            "LEAP_API_KEY is not set", hint="export LEAP_API_KEY=<the key the jobs were created with>"
-        )
+        raise UsageError("LEAP_API_KEY is not set", hint="export LEAP_API_KEY=<the key the jobs were created with>")
     base_url = settings.base_url
     remote_runs = [run for run in state.runs if not run.local and run.command == "run"]
     if not settings.base_url_from_env and remote_runs:

@@ -1,9 +1,144 @@
-"""`leapbatch emulator`: serve the local Leap emulator."""
+"""`leapbatch emulator`: serve the local Leap emulator until Ctrl-C."""
 
 from __future__ import annotations
 
+import argparse
+import errno
+import signal
+import sys
+from functools import partial
+
+import trio
+
 from leapbatch.cli._common import SubParsers
+from leapbatch.emulator import EmulatorConfig, EmulatorHandle, serve_emulator
+from leapbatch.errors import UsageError
+from leapbatch.wire import API_PREFIX
+
+DESCRIPTION = """\
+Serve a local emulator of Leap's image API: the four routes of /api/v1/images/models/{modelId}/inferences,
+bearer auth, NestJS error bodies, jobs that go queued -> processing -> finished over a simulated time, PNG images
+on a second port (a separate origin, like Leap's CDN), webhooks, and counters at GET /_emulator/stats.
+
+Point leapbatch at it with LEAP_BASE_URL=<the printed API URL> and any LEAP_API_KEY (or the --token value)."""
+
+EPILOG = """\
+timing: a job takes expected_generation_seconds(steps, numberOfImages) / SPEED seconds (Leap's 4-20 s per image);
+        the first 10% of that it is queued, then processing, then finished (or failed, see --fail-rate).
+examples:
+  leapbatch emulator                          # API on 127.0.0.1:8787, images on 127.0.0.1:8788
+  leapbatch emulator --speed inf --port 0     # instant jobs on a free port (the URL is printed)
+  leapbatch emulator --fail-rate 0.1 --seed 7 # a reproducible 10% of jobs end failed
+docs: docs/emulator.md"""
 
 
 def register(sub: SubParsers) -> None:
-    """Add this module's subcommands (none yet)."""
+    """Add the `emulator` subcommand."""
+    parser = sub.add_parser(
+        "emulator",
+        help="serve a local emulator of Leap's image API",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    parser.add_argument(
+        "--port", type=int, default=8787, metavar="N", help="API port; 0 picks a free one (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--image-port",
+        type=int,
+        default=8788,
+        metavar="N",
+        help="image host port (a second origin); 0 picks a free one (default: %(default)s)",
+    )
+    parser.add_argument("--token", metavar="T", help="accept only this bearer token (default: any non-empty token)")
+    parser.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        metavar="X",
+        help="run jobs X times faster than Leap; 'inf' makes them finish at once (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--fail-rate",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="probability (0 to 1) that a job ends 'failed' instead of 'finished' (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        metavar="N",
+        help="seeds every random decision, so a run reproduces (default: %(default)s)",
+    )
+    parser.set_defaults(handler=run)
+
+
+def config_from(args: argparse.Namespace) -> EmulatorConfig:
+    """Return the emulator configuration the options describe, or raise `UsageError`."""
+    if not args.speed > 0:  # NaN fails this too
+        raise UsageError(f"--speed must be greater than 0, got {args.speed}", hint="use --speed inf for instant jobs")
+    if not 0.0 <= args.fail_rate <= 1.0:
+        raise UsageError(
+            f"--fail-rate must be between 0 and 1, got {args.fail_rate}", hint="0.1 makes one job in ten fail"
+        )
+    for flag, port in (("--port", args.port), ("--image-port", args.image_port)):
+        if not 0 <= port <= 65535:
+            raise UsageError(f"{flag} must be between 0 and 65535, got {port}", hint="0 picks a free port")
+    if args.port == args.image_port != 0:
+        raise UsageError(f"--port and --image-port are both {args.port}", hint="the image host needs its own port")
+    if args.token is not None and not args.token.strip():
+        raise UsageError("--token must not be empty", hint="leave it out to accept any token")
+    return EmulatorConfig(token=args.token, speed=args.speed, fail_rate=args.fail_rate, seed=args.seed)
+
+
+def _announce(handle: EmulatorHandle, token: str | None) -> None:
+    shown = "<token>" if token else "any-token"
+    example = f"{handle.base_url}{API_PREFIX}/demo/inferences"
+    print(f"api:    {handle.base_url}", flush=True)
+    print(f"images: {handle.image_base_url}", flush=True)
+    print(
+        f"try:    curl -s -H 'Authorization: Bearer {shown}' -H 'Content-Type: application/json' "
+        f'-d \'{{"prompt": "a red fox"}}\' {example}',
+        flush=True,
+    )
+    print("(Ctrl-C stops it)", file=sys.stderr, flush=True)
+
+
+async def _serve(config: EmulatorConfig, args: argparse.Namespace) -> None:
+    # Receiving SIGINT as a signal (not as KeyboardInterrupt at a random point) lets the servers close cleanly.
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+            serving = partial(serve_emulator, config, host=args.host, port=args.port, image_port=args.image_port)
+            handle: EmulatorHandle = await nursery.start(serving)
+            _announce(handle, config.token)
+            async for _ in signals:
+                break
+            nursery.cancel_scope.cancel()
+
+
+def _only_os_error(exc: BaseException) -> OSError | None:
+    """Return the OSError that `exc` is (or that is all an exception group holds), else None."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc if isinstance(exc, OSError) else None
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve the emulator until SIGINT or SIGTERM, then return 0."""
+    config = config_from(args)
+    try:
+        trio.run(_serve, config, args)
+    except (OSError, BaseExceptionGroup) as exc:
+        bind = _only_os_error(exc)  # binding a port is the only expected OSError (in use, not allowed, bad host)
+        if bind is None:
+            raise
+        reason = "address already in use" if bind.errno == errno.EADDRINUSE else (bind.strerror or str(bind))
+        raise UsageError(
+            f"cannot listen on {args.host} (ports {args.port} and {args.image_port}): {reason}",
+            hint="pick other ports with --port and --image-port (0 picks free ones)",
+        ) from None
+    return 0

@@ -2,8 +2,103 @@
 
 from __future__ import annotations
 
-from leapbatch.cli._common import SubParsers
+import argparse
+from pathlib import Path
+
+from leapbatch import plan as plans
+from leapbatch.cli._common import SubParsers, print_json
+from leapbatch.errors import ManifestError, Problem, UsageError
+from leapbatch.expand import Expansion, expand
+from leapbatch.manifest import Manifest, json_schema, load_manifest
+
+VALIDATE_HELP = """\
+Check manifests without running them: the YAML, every key and value, the templates, the matrix and the caps.
+Prints `FILE: ok (N jobs, M images)` for each valid file on stdout and every problem of every invalid file
+on stderr as `FILE:LINE:COL: field: message (hint: ...)`.
+
+exit codes: 0 all valid, 2 any invalid"""
+
+PLAN_HELP = """\
+Show what a manifest will do, without running it: jobs and images in total and per model, how many of each
+axis value, combinations excluded, duplicates collapsed and jobs sampled out, an estimate of generation time,
+and the first few prompts. `--json` prints one JSON object instead (its shape is in docs/manifest.md)."""
+
+SCHEMA_HELP = """\
+Print the JSON Schema of the manifest format, for editors that complete and check YAML:
+
+  leapbatch schema > leapbatch.schema.json
+
+then put this line at the top of a manifest:
+
+  # yaml-language-server: $schema=./leapbatch.schema.json"""
 
 
 def register(sub: SubParsers) -> None:
-    """Add this module's subcommands (none yet)."""
+    """Add `validate`, `plan` and `schema`."""
+    raw = argparse.RawDescriptionHelpFormatter
+    validate = sub.add_parser("validate", help="check manifests", description=VALIDATE_HELP, formatter_class=raw)
+    validate.add_argument("files", nargs="+", type=Path, metavar="FILE", help="manifest files (YAML)")
+    validate.set_defaults(handler=run_validate)
+
+    plan = sub.add_parser("plan", help="show the jobs a manifest makes", description=PLAN_HELP, formatter_class=raw)
+    plan.add_argument("file", type=Path, metavar="FILE", help="a manifest file (YAML)")
+    plan.add_argument("--json", action="store_true", help="print one JSON object on stdout instead of text")
+    plan.add_argument("--examples", type=int, default=3, metavar="N", help="how many example jobs to show (3)")
+    plan.set_defaults(handler=run_plan)
+
+    schema = sub.add_parser(
+        "schema", help="print the manifest JSON Schema", description=SCHEMA_HELP, formatter_class=raw
+    )
+    schema.set_defaults(handler=run_schema)
+
+
+def _load(path: Path) -> tuple[Manifest, Expansion]:
+    manifest = load_manifest(path)
+    return manifest, expand(manifest)
+
+
+def run_validate(args: argparse.Namespace) -> int:
+    """Validate every file; report every problem of every file at once."""
+    problems: list[Problem] = []
+    for path in args.files:
+        try:
+            _, expansion = _load(path)
+        except ManifestError as exc:
+            problems.extend(exc.problems)
+            continue
+        except UsageError as exc:  # one unreadable file does not hide the problems of the others
+            problems.append(Problem(str(path), 0, 0, "", exc.message.removeprefix(f"{path}: "), exc.hint))
+            continue
+        print(f"{path}: ok ({len(expansion.jobs):,} jobs, {expansion.images:,} images)")
+    if problems:
+        raise ManifestError(problems)
+    return 0
+
+
+def run_plan(args: argparse.Namespace) -> int:
+    """Print the plan of one manifest, as text or JSON."""
+    if args.examples < 0:
+        raise UsageError("--examples must be 0 or more")
+    manifest, expansion = _load(args.file)
+    limits = manifest.limits
+    summary = plans.summarize(
+        expansion,
+        max_in_flight=limits.max_in_flight,
+        requests_per_second=limits.requests_per_second,
+        examples=args.examples,
+    )
+    if args.json:
+        print_json(
+            {"manifest": str(args.file), "name": manifest.name, "output_dir": str(manifest.output_dir), **summary}
+        )
+        return 0
+    print(f"{args.file} ({manifest.name} -> {manifest.output_dir}/)")
+    for line in plans.render(summary):
+        print(line)
+    return 0
+
+
+def run_schema(args: argparse.Namespace) -> int:
+    """Print the JSON Schema of the manifest format."""
+    print_json(json_schema())
+    return 0

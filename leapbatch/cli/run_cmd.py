@@ -65,9 +65,10 @@ def register(sub: SubParsers) -> None:
     parser.add_argument(
         "--speed",
         type=_positive_float,
-        default=LOCAL_SPEED,
         metavar="X",
-        help=f"with --local: how much faster than Leap the emulator generates (default {LOCAL_SPEED:g}; inf: instant)",
+        help=f"how many times faster than Leap (4-20 s per image) jobs run: the emulator's speed with --local "
+        f"(default {LOCAL_SPEED:g}; inf: instant); otherwise what to expect of the server (default 1, i.e. Leap; "
+        "set it to the speed of an external emulator so polling starts early enough)",
     )
     parser.add_argument(
         "--fail-rate", type=float, default=0.0, metavar="P", help="with --local: share of jobs that end failed"
@@ -102,14 +103,14 @@ def _target(args: argparse.Namespace) -> _Target:
     if args.local:
         if not 0.0 <= args.fail_rate <= 1.0:
             raise UsageError(f"--fail-rate must be between 0 and 1, got {args.fail_rate:g}")
-        return _Target(None, SecretStr(secrets.token_urlsafe(16)), args.speed)
+        return _Target(None, SecretStr(secrets.token_urlsafe(16)), args.speed or LOCAL_SPEED)
     settings = Settings.from_env()
     if settings.api_key is None:
         raise UsageError(
             "LEAP_API_KEY is not set",
             hint="export LEAP_API_KEY=<your key>, or try it for free on the local emulator with --local",
         )
-    return _Target(settings.base_url, settings.api_key, 1.0)
+    return _Target(settings.base_url, settings.api_key, args.speed or 1.0)
 
 
 def handle(args: argparse.Namespace) -> int:

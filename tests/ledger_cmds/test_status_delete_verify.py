@@ -53,7 +53,7 @@ async def generated(tmp_path: Path, handle: EmulatorHandle, extra: str = "") -> 
     manifest = tmp_path / "small.yaml"
     manifest.write_text(MANIFEST.format(extra=extra))
     out = tmp_path / "out"
-    done = await leapbatch("run", manifest, "--out", out, "--quiet", handle=handle)
+    done = await leapbatch("run", manifest, "--out", out, "--quiet", "--speed", "1000", handle=handle)
     assert 0 == done.returncode, done.stderr.decode()
     return out
 

@@ -168,7 +168,7 @@ async def test_kill_between_intent_and_submitted_then_resume(
     """SIGKILL between `intent` and `submitted`: the resume adopts the job if it exists, else creates it once."""
     handle = await start_emulator()
     out = tmp_path / "o"
-    fast = ("--rps", "200")
+    fast = ("--rps", "200", "--speed", "1000")
     killed = await leapbatch(
         "run", str(EXAMPLE), "--out", str(out), *fast, env=cli_env(handle, LEAPBATCH_CRASH_AT=point)
     )

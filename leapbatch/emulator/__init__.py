@@ -1,0 +1,73 @@
+"""A faithful local emulator of Leap's image API: the ground for `leapbatch run --local`, every test and benchmark.
+
+Layers, each usable alone:
+
+```
+state.py       EmulatorConfig, the job table, lifecycle, paging, webhook schedule, Stats   (clock injected)
+validation.py  create bodies and list queries -> effective values, or class-validator messages
+images.py      deterministic PNG rendering + LRU cache
+app.py         ApiApp and ImageApp (plain ASGI, lifespan handled), the FaultPlan seam; `Emulator` ties them up
+webhooks.py    run_webhooks: the one background task that POSTs entities to webhookUrl when jobs end
+serve.py       serve_emulator: both apps on two ports with hypercorn-trio, plus webhooks -> EmulatorHandle
+```
+
+Behaviour, in short (docs/emulator.md has the full contract): the four routes exactly as on the wire (create
+answers 201 `queued`; findAll a bare array, pages from 1, newest first; remove answers 200 and the job is gone);
+bearer auth (any non-empty token, or exactly `config.token`); NestJS error bodies; job state derived lazily from
+the clock (queued for the first 10% of `expected_generation_seconds / speed`, then processing, then finished, or
+failed with probability `fail_rate`, drawn reproducibly from `seed`); images served from another origin; and
+counters at `GET /_emulator/stats`.
+
+Imports from the core: `leapbatch.wire` only (and `leapbatch.errors` if needed); nothing in the core imports this
+package except the CLI.
+
+In-process use (no sockets, no lifespan)::
+
+    emulator = Emulator(EmulatorConfig(speed=float("inf")))
+    async with httpx.AsyncClient(transport=emulator.transport(), base_url=API_ORIGIN) as http: ...
+
+Served use::
+
+    handle = await nursery.start(serve_emulator, EmulatorConfig(speed=1000))
+    handle.base_url, handle.image_base_url
+"""
+
+from leapbatch.emulator.app import (
+    API_ORIGIN,
+    IMAGE_ORIGIN,
+    ApiApp,
+    Emulator,
+    Fault,
+    FaultPlan,
+    ImageApp,
+    Reply,
+    Request,
+)
+from leapbatch.emulator.images import ImageCache, render_png
+from leapbatch.emulator.serve import EmulatorHandle, serve_emulator
+from leapbatch.emulator.state import Clock, EmulatorConfig, EmulatorState, Job, ManualClock, Stats, image_path
+from leapbatch.emulator.webhooks import run_webhooks
+
+__all__ = [
+    "API_ORIGIN",
+    "IMAGE_ORIGIN",
+    "ApiApp",
+    "Clock",
+    "Emulator",
+    "EmulatorConfig",
+    "EmulatorHandle",
+    "EmulatorState",
+    "Fault",
+    "FaultPlan",
+    "ImageApp",
+    "ImageCache",
+    "Job",
+    "ManualClock",
+    "Reply",
+    "Request",
+    "Stats",
+    "image_path",
+    "render_png",
+    "run_webhooks",
+    "serve_emulator",
+]

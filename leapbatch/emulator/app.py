@@ -1,0 +1,359 @@
+"""The emulator as two plain ASGI apps: the API (Leap's four routes plus stats) and the image host (its CDN).
+
+Every request takes the same path: read the body (capped), match a route (unknown paths 404, known paths with
+another method 405, both with NestJS bodies and before auth, as in NestJS), count it, ask the fault plan, then
+handle it. `_respond` is the one place where a fault decision is taken: `config.faults.decide(request)` returns
+None (serve normally) or a `Fault` that wraps the handler and may delay, replace or break its reply.
+
+Both apps answer the `lifespan` scope (hypercorn-trio requires it) but keep no state in it: `httpx.ASGITransport`
+never sends lifespan events, so everything is built in `Emulator.__init__`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any, Protocol
+from urllib.parse import unquote
+
+import httpx
+
+from leapbatch.emulator.images import ImageCache
+from leapbatch.emulator.state import ROUTES, Clock, EmulatorConfig, EmulatorState
+from leapbatch.emulator.validation import InvalidRequestError, parse_json, validate_create, validate_list_query
+from leapbatch.emulator.webhooks import run_webhooks
+from leapbatch.wire import API_PREFIX, ErrorBody, InferenceState
+
+Scope = Mapping[str, Any]
+Receive = Callable[[], Awaitable[Mapping[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Request:
+    """One HTTP request, read in full, with the route it matched and the route's path parameters."""
+
+    route: str  # create | list | get | delete | image | stats
+    method: str
+    path: str
+    query: bytes
+    headers: Mapping[str, str]  # lower-case names
+    body: bytes
+    too_large: bool
+    params: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One HTTP response (Content-Length is added when it is sent)."""
+
+    status: int
+    body: bytes = b""
+    content_type: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+Handler = Callable[[Request], Awaitable[Reply]]
+
+
+class Fault(Protocol):
+    """One injected misbehaviour: it decides whether and how to call the real handler."""
+
+    async def apply(self, request: Request, handler: Handler) -> Reply:
+        """Return the reply to send instead of (or made from) the handler's."""
+        ...
+
+
+class FaultPlan(Protocol):
+    """Decide, per request, whether a fault is injected (None: serve it normally)."""
+
+    def decide(self, request: Request) -> Fault | None:
+        """Return the fault for this request, or None."""
+        ...
+
+
+def json_reply(status: int, value: Any) -> Reply:
+    """Return a JSON reply."""
+    body = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    return Reply(status, body, "application/json; charset=utf-8")
+
+
+# NestJS's names, which Python's phrases do not always match (413 changed name in Python 3.13).
+_NEST_ERRORS = {400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 413: "Payload Too Large"}
+
+
+def error_reply(status: int, message: str | list[str], *, headers: tuple[tuple[str, str], ...] = ()) -> Reply:
+    """Return a NestJS error reply: `{"statusCode", "message", "error"}` (a bare 401 has no `error`)."""
+    error = None if status == 401 else _NEST_ERRORS.get(status) or HTTPStatus(status).phrase
+    reply = json_reply(status, ErrorBody(status_code=status, message=message, error=error).to_wire())
+    return Reply(reply.status, reply.body, reply.content_type, headers)
+
+
+UNAUTHORIZED = error_reply(401, "Unauthorized")
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def _read_body(receive: Receive, limit: int) -> tuple[bytes, bool]:
+    """Return the body (drained in full, kept up to `limit` bytes) and whether it was over the limit."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size <= limit:
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks), size > limit
+
+
+async def _send(send: Send, reply: Reply) -> None:
+    headers = [(b"content-length", str(len(reply.body)).encode())]
+    if reply.content_type is not None:
+        headers.append((b"content-type", reply.content_type.encode()))
+    headers += [(name.encode(), value.encode("latin-1")) for name, value in reply.headers]
+    await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+    await send({"type": "http.response.body", "body": reply.body})
+
+
+def _path_of(scope: Scope) -> str:
+    raw = scope.get("raw_path")
+    return raw.decode("latin-1") if isinstance(raw, bytes) and raw else str(scope["path"])
+
+
+class _App:
+    """What both apps share: the ASGI entry point, request reading, counting and the fault seam."""
+
+    def __init__(self, state: EmulatorState) -> None:
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one ASGI connection scope."""
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            raise RuntimeError(f"the emulator serves HTTP only, not {scope['type']!r}")
+        body, too_large = await _read_body(receive, self.state.config.max_body_bytes)
+        method, path = str(scope["method"]).upper(), _path_of(scope)
+        headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
+        self.observe(headers)
+        matched = self.route(method, path)
+        if isinstance(matched, Reply):
+            await _send(send, matched)
+            return
+        route, params = matched
+        request = Request(route, method, path, scope.get("query_string", b""), headers, body, too_large, params)
+        await _send(send, await self._respond(request))
+
+    async def _respond(self, request: Request) -> Reply:
+        if request.route in ROUTES:
+            self.state.stats.requests[request.route] += 1
+            plan = self.state.config.faults
+            fault = plan.decide(request) if plan is not None else None
+            if fault is not None:
+                return await fault.apply(request, self.handle)
+        return await self.handle(request)
+
+    def observe(self, headers: Mapping[str, str]) -> None:
+        """Look at every request's headers before routing (the image host counts Authorization)."""
+
+    def route(self, method: str, path: str) -> tuple[str, dict[str, str]] | Reply:
+        """Return the route and its parameters, or the 404/405 reply."""
+        raise NotImplementedError
+
+    async def handle(self, request: Request) -> Reply:
+        """Return the reply to a routed request."""
+        raise NotImplementedError
+
+
+def _not_found(method: str, path: str) -> Reply:
+    return error_reply(404, f"Cannot {method} {path}")
+
+
+def _not_allowed(method: str, path: str, allowed: Mapping[str, str]) -> Reply:
+    allow = ", ".join(sorted(allowed))
+    return error_reply(405, f"Cannot {method} {path}", headers=(("allow", allow),))
+
+
+_COLLECTION = {"POST": "create", "GET": "list"}
+_ITEM = {"GET": "get", "DELETE": "delete"}
+_STATS = {"GET": "stats"}
+_PREFIX = API_PREFIX.split("/")  # ["", "api", "v1", "images", "models"]
+
+
+class ApiApp(_App):
+    """Leap's image API: create, findAll, findOne, remove; plus `GET /_emulator/stats`."""
+
+    def route(self, method: str, path: str) -> tuple[str, dict[str, str]] | Reply:
+        """Return the route and its parameters, or the 404/405 reply."""
+        parts = path.rstrip("/").split("/") if path != "/" else [""]
+        params: dict[str, str] = {}
+        methods: Mapping[str, str] | None = None
+        if parts == ["", "_emulator", "stats"]:
+            methods = _STATS
+        elif len(parts) in (7, 8) and parts[:5] == _PREFIX and parts[5] and parts[6] == "inferences":
+            params["model_id"] = unquote(parts[5])
+            methods = _COLLECTION
+            if len(parts) == 8:
+                params["inference_id"] = unquote(parts[7])
+                methods = _ITEM
+        if methods is None:
+            return _not_found(method, path)
+        if method not in methods:
+            return _not_allowed(method, path, methods)
+        return methods[method], params
+
+    def _authorized(self, header: str | None) -> bool:
+        scheme, _, token = (header or "").partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            return False
+        expected = self.state.config.token
+        return expected is None or hmac.compare_digest(token.encode(), expected.encode())
+
+    async def handle(self, request: Request) -> Reply:
+        """Return the reply to a routed request."""
+        if request.route == "stats":
+            return json_reply(200, self.state.stats.snapshot())
+        if not self._authorized(request.headers.get("authorization")):
+            return UNAUTHORIZED
+        model_id = request.params["model_id"]
+        if request.route == "create":
+            return self._create(model_id, request)
+        if request.route == "list":
+            return self._list(model_id, request)
+        inference_id = request.params["inference_id"]
+        job = self.state.get(model_id, inference_id)
+        if job is None:
+            return error_reply(404, f"Inference {inference_id} not found")
+        if request.route == "get":
+            return json_reply(200, self.state.render(job))
+        self.state.delete(model_id, inference_id)
+        return Reply(200)
+
+    def _create(self, model_id: str, request: Request) -> Reply:
+        if request.too_large:
+            return error_reply(413, "request entity too large")
+        try:
+            # Express hands NestJS `{}` for an empty body; so do we, and validation names what is missing.
+            body = parse_json(request.body) if request.body.strip() else {}
+            effective = validate_create(body, max_dimension=self.state.config.max_dimension)
+        except InvalidRequestError as exc:
+            return error_reply(400, exc.messages)
+        webhook_url = effective.pop("webhookUrl", None)
+        job = self.state.create(model_id, effective, webhook_url=webhook_url)
+        return json_reply(201, self.state.render(job, InferenceState.QUEUED))
+
+    def _list(self, model_id: str, request: Request) -> Reply:
+        config = self.state.config
+        try:
+            query = validate_list_query(
+                request.query, default_page_size=config.default_page_size, max_page_size=config.max_page_size
+            )
+        except InvalidRequestError as exc:
+            return error_reply(400, exc.messages)
+        jobs = self.state.page(model_id, page=query.page, page_size=query.page_size, only_finished=query.only_finished)
+        return json_reply(200, [self.state.render(job) for job in jobs])
+
+
+_IMAGE_PATH = re.compile(r"/image-gen-(?P<inference_id>[^/]+)/generated_images/(?P<index>0|[1-9][0-9]{0,2})\.png")
+
+
+class ImageApp(_App):
+    """The image host: `GET /image-gen-{id}/generated_images/{index}.png`, no auth, PNG bytes."""
+
+    def __init__(self, state: EmulatorState, images: ImageCache) -> None:
+        super().__init__(state)
+        self.images = images
+
+    def observe(self, headers: Mapping[str, str]) -> None:
+        """Count requests that carried an API key here: a client must never send one to the image host."""
+        if "authorization" in headers:
+            self.state.stats.image_requests_with_authorization += 1
+
+    def route(self, method: str, path: str) -> tuple[str, dict[str, str]] | Reply:
+        """Return the image route and its parameters, or the 404/405 reply."""
+        matched = _IMAGE_PATH.fullmatch(path)
+        if matched is None:
+            return _not_found(method, path)
+        if method != "GET":
+            return _not_allowed(method, path, {"GET": "image"})
+        return "image", {"inference_id": unquote(matched["inference_id"]), "index": matched["index"]}
+
+    async def handle(self, request: Request) -> Reply:
+        """Return the PNG, or 404 while the job is not finished (or is gone)."""
+        job = self.state.image_job(request.params["inference_id"], int(request.params["index"]))
+        if job is None:
+            return _not_found(request.method, request.path)
+        r = job.request
+        data = await self.images.png(r["prompt"], r["seed"], r["width"], r["height"], int(request.params["index"]))
+        return Reply(200, data, "image/png", (("cache-control", "public, max-age=31536000, immutable"),))
+
+
+API_ORIGIN = "http://api.leap-emulator.test"  # in-process origins: no DNS, only `Emulator.transport()` sees them
+IMAGE_ORIGIN = "http://images.leap-emulator.test"
+
+
+class _InProcessTransport(httpx.AsyncBaseTransport):
+    """Send requests for the image host to the image app, and every other request to the API app."""
+
+    def __init__(self, emulator: Emulator) -> None:
+        self._emulator = emulator
+        self._api = httpx.ASGITransport(app=emulator.api_app)
+        self._images = httpx.ASGITransport(app=emulator.image_app)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Route the request by host."""
+        to_images = request.url.host == httpx.URL(self._emulator.image_base_url).host
+        return await (self._images if to_images else self._api).handle_async_request(request)
+
+
+class Emulator:
+    """One emulated Leap: its state, the API app and the image-host app, ready for in-process use.
+
+    Serve both apps over HTTP with `serve_emulator`, or talk to them in-process through `transport()`, which sends
+    requests for the image origin's host to `image_app` and all others to `api_app` (no lifespan needed).
+    """
+
+    def __init__(
+        self, config: EmulatorConfig | None = None, *, image_base_url: str = IMAGE_ORIGIN, clock: Clock | None = None
+    ) -> None:
+        self.config = config or EmulatorConfig()
+        self.state = EmulatorState(self.config, image_base_url=image_base_url, clock=clock)
+        self.images = ImageCache(self.config.image_cache_size)
+        self.api_app = ApiApp(self.state)
+        self.image_app = ImageApp(self.state, self.images)
+
+    @property
+    def image_base_url(self) -> str:
+        """Return the origin the image URIs point at."""
+        return self.state.image_base_url
+
+    def stats(self) -> dict[str, Any]:
+        """Return the counters, as `GET /_emulator/stats` serves them."""
+        return self.state.stats.snapshot()
+
+    def transport(self) -> httpx.AsyncBaseTransport:
+        """Return an httpx transport that reaches both apps in-process (base URL: `API_ORIGIN`)."""
+        return _InProcessTransport(self)
+
+    async def run_webhooks(self, client: httpx.AsyncClient | None = None) -> None:
+        """Deliver webhooks as jobs end, until cancelled (start it in a nursery; `serve_emulator` does)."""
+        await run_webhooks(self.state, client)

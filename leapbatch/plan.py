@@ -1,0 +1,94 @@
+"""Plan summaries: an Expansion -> one plain dict (what `plan --json` prints) -> the lines `plan` shows people.
+
+Pure: `summarize` is a function of its arguments only (no clock, files or manifest), so later inputs such as a
+ledger's state can be added as more plain arguments. The time estimate uses the generation-time model shared with
+the emulator and the runner (`wire.expected_generation_seconds`): the sum over jobs, spread over `max_in_flight`
+jobs at once, but never less than the longest job or than the jobs' creates at `requests_per_second`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from leapbatch.expand import Expansion
+from leapbatch.wire import expected_generation_seconds
+
+PLAN_FORMAT = 1
+_VALUES_SHOWN = 8
+
+
+def summarize(
+    expansion: Expansion, *, max_in_flight: int, requests_per_second: float, examples: int = 3
+) -> dict[str, Any]:
+    """Return the plan of an expansion as a JSON-ready dict (its shape is documented in docs/manifest.md)."""
+    jobs = expansion.jobs
+    seconds = [expected_generation_seconds(job.request.steps, job.request.number_of_images) for job in jobs]
+    generation = sum(seconds)
+    wall = max(generation / max_in_flight, len(jobs) / requests_per_second, max(seconds, default=0.0))
+    return {
+        "format": PLAN_FORMAT,
+        "jobs": len(jobs),
+        "images": expansion.images,
+        "combinations": expansion.combinations,
+        "excluded": expansion.excluded,
+        "included": expansion.included,
+        "duplicates": expansion.duplicates,
+        "sampled_out": expansion.sampled_out,
+        "models": {model: {"jobs": t.jobs, "images": t.images} for model, t in expansion.models.items()},
+        "axes": expansion.axis_values,
+        "estimate": {
+            "generation_seconds": round(generation, 1),
+            "wall_clock_seconds": round(wall, 1),
+            "max_in_flight": max_in_flight,
+            "requests_per_second": requests_per_second,
+        },
+        "examples": [
+            {"key": job.key, "model": job.model_id, "request": job.request.to_wire(), "variables": dict(job.variables)}
+            for job in jobs[: max(examples, 0)]
+        ],
+    }
+
+
+def duration(seconds: float) -> str:
+    """Return a duration for people: `45 s`, `3 min 20 s`, `2 h 5 min`."""
+    total = round(seconds)
+    if total < 60:
+        return f"{total} s"
+    if total < 3600:
+        return f"{total // 60} min {total % 60} s"
+    return f"{total // 3600} h {total % 3600 // 60} min"
+
+
+def render(summary: dict[str, Any]) -> list[str]:
+    """Return the lines of a plan for people, from `summarize`'s dict."""
+    lines = [f"{summary['jobs']:,} jobs, {summary['images']:,} images"]
+    if summary["combinations"]:
+        lines.append(
+            f"  from {summary['combinations']:,} combinations: {summary['excluded']:,} excluded, "
+            f"{summary['duplicates']:,} duplicates collapsed, {summary['sampled_out']:,} sampled out; "
+            f"{summary['included']:,} included"
+        )
+    else:
+        lines.append(f"  from {summary['included']:,} include entries, {summary['duplicates']:,} duplicates collapsed")
+    for model, totals in summary["models"].items():
+        lines.append(f"  model {model}: {totals['jobs']:,} jobs, {totals['images']:,} images")
+    if summary["axes"]:
+        lines.append("  axes:")
+        width = max(len(name) for name in summary["axes"])
+        for name, counts in summary["axes"].items():
+            shown = ", ".join(f"{value} ({count:,})" for value, count in list(counts.items())[:_VALUES_SHOWN])
+            more = f", ... ({len(counts):,} values)" if len(counts) > _VALUES_SHOWN else ""
+            lines.append(f"    {name:<{width}}  {shown}{more}")
+    estimate = summary["estimate"]
+    lines.append(
+        f"  time: about {duration(estimate['generation_seconds'])} of generation, "
+        f"{duration(estimate['wall_clock_seconds'])} wall clock at {estimate['max_in_flight']} jobs in flight"
+    )
+    if summary["examples"]:
+        lines.append("  examples:")
+    for example in summary["examples"]:
+        request = example["request"]
+        lines.append(f"    {request['prompt']}")
+        size = f"{request.get('width', '?')}x{request.get('height', '?')}, {request.get('steps', '?')} steps"
+        lines.append(f"      seed {request.get('seed')}, {size}, key {example['key'][:12]}")
+    return lines
