@@ -60,7 +60,7 @@ def _check_metadata(out_dir: Path, state: LedgerState) -> list[Problem]:
     if not path.is_file():
         return [Problem("metadata", f"{METADATA_NAME} is missing", METADATA_NAME)] if expected else []
     try:
-        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         return [Problem("metadata", f"{METADATA_NAME} is not JSON lines ({exc})", METADATA_NAME)]
     if rows != json.loads(json.dumps(expected)):
