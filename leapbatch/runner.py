@@ -54,13 +54,12 @@ from leapbatch.records import (
 )
 from leapbatch.resume import Action, action_for, classify
 from leapbatch.storage import ImageStore, StoredImage
-from leapbatch.wire import InferenceEntity, InferenceState, expected_generation_seconds
+from leapbatch.wire import SPEC_DEFAULTS, InferenceEntity, InferenceState, expected_generation_seconds
 
 MAX_CREATE_ATTEMPTS = 3
 MAX_DOWNLOAD_ATTEMPTS = 4
 # The server stamps createdAt with its clock; the intent uses ours. Allow this much skew when matching.
 CLOCK_SKEW = 120.0
-UPSCALE = {"x1": 1, "x2": 2, "x4": 4}
 
 
 @dataclass(frozen=True)
@@ -311,10 +310,12 @@ class Runner:
     # -- finish: download, verify, record ---------------------------------------------------------------------------
 
     def _expected_size(self, job: Job) -> tuple[int, int]:
-        factor = UPSCALE.get(job.request.upscale_by or "x1", 1)
-        width = job.request.width or 1024
-        height = job.request.height or 1024
-        return width * factor, height * factor
+        # The legacy `upscaleBy` field's effect on image size is undocumented; the emulator keeps the requested
+        # size, and so does the check.
+        defaults = SPEC_DEFAULTS
+        width = job.request.width or int(str(defaults["width"]))
+        height = job.request.height or int(str(defaults["height"]))
+        return width, height
 
     async def _download(self, job: Job, index: int, uri: str) -> StoredImage:
         width, height = self._expected_size(job)
