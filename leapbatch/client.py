@@ -19,6 +19,7 @@ from typing import Any, Protocol, TypeVar
 from urllib.parse import quote
 
 import httpx
+import trio
 from pydantic import SecretStr, ValidationError
 
 from leapbatch import errors
@@ -30,6 +31,9 @@ DEFAULT_PAGE_SIZE = 50
 # httpx's default 5 s timeout would also bound the wait for a pooled connection (PoolTimeout): concurrency is
 # bounded by the runner instead.
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, pool=None)
+# More concurrent requests than this add latency, not throughput, on one client (and httpcore's pool bookkeeping
+# grows with its size): jobs in flight are many, requests in flight need not be.
+DEFAULT_MAX_CONNECTIONS = 16
 
 T = TypeVar("T")
 Gate = Callable[[], Awaitable[None]]
@@ -79,7 +83,7 @@ def api_http(
     *,
     transport: httpx.AsyncBaseTransport | None = None,
     timeout: httpx.Timeout = DEFAULT_TIMEOUT,
-    max_connections: int = 64,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
 ) -> httpx.AsyncClient:
     """Return the HTTP client for API calls: base URL, bearer key, sane timeouts."""
 
@@ -99,10 +103,18 @@ def api_http(
 
 
 def download_http(
-    *, transport: httpx.AsyncBaseTransport | None = None, timeout: httpx.Timeout = DEFAULT_TIMEOUT
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
 ) -> httpx.AsyncClient:
     """Return the HTTP client for image downloads: it carries no Authorization header, ever."""
-    return httpx.AsyncClient(transport=transport, timeout=timeout, follow_redirects=True)
+    return httpx.AsyncClient(
+        transport=transport,
+        timeout=timeout,
+        follow_redirects=True,
+        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+    )
 
 
 def inferences_path(model_id: str, inference_id: str | None = None) -> str:
@@ -175,10 +187,19 @@ def _entity(data: Any, response: httpx.Response, method: str, path: str) -> Infe
 class LeapClient:
     """Leap's image API: `create`, `find_all` / `iter_all`, `find_one`, `remove`."""
 
-    def __init__(self, http: httpx.AsyncClient, *, gate: Gate | None = None, retry: RetryPolicy | None = None):
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        gate: Gate | None = None,
+        retry: RetryPolicy | None = None,
+        concurrency: int = DEFAULT_MAX_CONNECTIONS,
+    ):
         self._http = http
         self._gate = gate
         self._retry: RetryPolicy = retry or SingleAttempt()
+        # Requests wait here rather than in httpcore's pool, whose bookkeeping grows with every queued request.
+        self._slots = trio.CapacityLimiter(concurrency)
 
     async def _send(
         self,
@@ -195,7 +216,8 @@ class LeapClient:
             if self._gate is not None:
                 await self._gate()
             try:
-                response = await self._http.request(method, path, json=body, params=params)
+                async with self._slots:
+                    response = await self._http.request(method, path, json=body, params=params)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 raise errors.ConnectError(
                     f"could not connect for {method} {path}: {exc.__class__.__name__}",

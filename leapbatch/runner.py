@@ -27,7 +27,7 @@ import trio
 from leapbatch import errors
 from leapbatch.backoff import backoff_delay
 from leapbatch.cleanup import Target, delete_remote
-from leapbatch.client import LeapClient
+from leapbatch.client import DEFAULT_MAX_CONNECTIONS, LeapClient
 from leapbatch.crashpoints import crashpoint
 from leapbatch.events import (
     EventSink,
@@ -136,6 +136,8 @@ class Runner:
         self._pollers: dict[str, Poller] = {}
         self._fingerprint_locks: defaultdict[tuple[str, str], trio.Lock] = defaultdict(trio.Lock)
         self._nursery: trio.Nursery | None = None
+        # Downloads queue here, not in httpcore's pool (see client.DEFAULT_MAX_CONNECTIONS).
+        self._download_slots = trio.CapacityLimiter(DEFAULT_MAX_CONNECTIONS)
         self.summary = RunSummary()
 
     async def run(self, jobs: Sequence[Job]) -> RunSummary:
@@ -321,9 +323,10 @@ class Runner:
         width, height = self._expected_size(job)
         for attempt in range(1, MAX_DOWNLOAD_ATTEMPTS + 1):
             try:
-                return await self._store.download(
-                    self._downloads, uri, key=job.key, index=index, width=width, height=height
-                )
+                async with self._download_slots:
+                    return await self._store.download(
+                        self._downloads, uri, key=job.key, index=index, width=width, height=height
+                    )
             except errors.DownloadError as exc:
                 if not exc.retriable or attempt == MAX_DOWNLOAD_ATTEMPTS:
                     raise

@@ -200,7 +200,7 @@ async def _run(plan: _Plan, ledger: Ledger, progress: RunProgress) -> RunSummary
         )
         limiter = AdaptiveLimiter(plan.max_in_flight)
         async with (
-            api_http(base_url, plan.target.api_key, max_connections=max(plan.max_in_flight, 16)) as http,
+            api_http(base_url, plan.target.api_key) as http,
             download_http() as downloads,
         ):
             client = retrying_client(
