@@ -179,3 +179,15 @@ async def test_kill_between_intent_and_submitted_then_resume(
     assert 0 == again.returncode, again.stderr.decode()
     assert_complete(out, EXAMPLE_JOBS)
     assert EXAMPLE_JOBS == handle.stats()["jobs"]["created"]
+
+
+async def test_a_refused_key_exits_5_with_one_clear_line(tmp_path: Path, start_emulator: StartEmulator) -> None:
+    """A server that refuses the key stops the batch: exit 5, `the API key was refused`, no traceback, no key."""
+    handle = await start_emulator(EmulatorConfig(token="the-right-one", speed=1000))
+    env = cli_env(handle) | {"LEAP_API_KEY": "sk-wrong-canary-key"}
+    done = await leapbatch("run", str(EXAMPLE), "--out", str(tmp_path / "o"), "--speed", "1000", env=env)
+    assert 5 == done.returncode
+    assert b"error: the API key was refused (HTTP 401" in done.stderr
+    assert b"hint: check LEAP_API_KEY" in done.stderr
+    assert b"Traceback" not in done.stderr
+    assert b"sk-wrong-canary-key" not in done.stderr + (tmp_path / "o" / "ledger.jsonl").read_bytes()

@@ -16,6 +16,7 @@ from pydantic import SecretStr
 
 from leapbatch.client import LeapClient, api_http, download_http
 from leapbatch.emulator import API_ORIGIN, Emulator, EmulatorConfig
+from leapbatch.errors import ApiUnavailableError
 from leapbatch.events import Event, JobFailed, JobFinished, JobSubmitted
 from leapbatch.jobs import Job
 from leapbatch.ledger import Ledger
@@ -231,3 +232,33 @@ async def test_job_past_its_timeout_is_deleted_and_failed(
     assert {"timeout"} == {js.failure.stage.value for js in states if js.failure}
     assert all(js.deleted for js in states)
     assert 0 == emulator.stats()["jobs"]["live"]
+
+
+async def test_a_request_the_server_rejects_fails_with_its_messages(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """A 400 marks the job failed at the create stage, with the server's messages, and costs no retry."""
+    emulator = Emulator(EmulatorConfig(speed=1.0, max_dimension=32))
+    summary, transport = await run_jobs(emulator, tmp_path, make_jobs(2))
+    ledger = Ledger.open(tmp_path)
+    failures = [js.failure for js in ledger.state.jobs.values()]
+    ledger.close()
+    assert (0, 2) == (summary.finished, summary.failed)
+    assert 2 == len(transport.sent)
+    assert all(f is not None and f.stage.value == "create" and f.http_status == 400 for f in failures)
+    assert all(f is not None and "width must not be greater than 32" in f.reason for f in failures)
+
+
+async def test_a_refused_key_stops_the_batch_at_once(autojump_clock: trio.testing.MockClock, tmp_path: Path) -> None:
+    """401 ends the run with ApiUnavailableError ("the API key was refused") after one request per job slot."""
+    emulator = Emulator(EmulatorConfig(speed=1.0, token="the-right-one"))
+    with pytest.raises(BaseExceptionGroup) as caught:
+        await run_jobs(emulator, tmp_path, make_jobs(20), max_in_flight=2)
+    group = caught.value.subgroup(ApiUnavailableError)
+    assert group is not None
+    refused = []
+    while group is not None and not refused:
+        refused = [e for e in group.exceptions if isinstance(e, ApiUnavailableError)]
+        group = next((e for e in group.exceptions if isinstance(e, BaseExceptionGroup)), None)
+    assert refused[0].message.startswith("the API key was refused (HTTP 401")
+    assert 0 == emulator.stats()["jobs"]["created"]
