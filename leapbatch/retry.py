@@ -35,7 +35,7 @@ import httpx
 import trio
 
 from leapbatch import errors
-from leapbatch.backoff import backoff_delay
+from leapbatch.backoff import MAX_RETRY_AFTER, backoff_delay
 from leapbatch.client import Attempt
 
 # RFC 9110 section 9.2.2: sending one of these twice has the same effect as sending it once.
@@ -124,6 +124,7 @@ class SafeRetry:
     max_attempts: int = 6
     base_delay: float = 0.5
     max_delay: float = 30.0
+    max_retry_after: float = MAX_RETRY_AFTER  # the longest server-requested wait honoured
     budget: RetryBudget = field(default_factory=RetryBudget)
     rng: random.Random = field(default_factory=random.Random)
     on_throttle: Hook = _ignore
@@ -137,7 +138,7 @@ class SafeRetry:
     def delay(self, failed_attempt: int, exc: errors.ApiError) -> float:
         """Return the seconds to sleep after attempt number `failed_attempt` failed with `exc`."""
         if isinstance(exc, errors.HTTPStatusError) and exc.retry_after is not None:
-            return exc.retry_after
+            return min(exc.retry_after, self.max_retry_after)
         return backoff_delay(failed_attempt, base=self.base_delay, cap=self.max_delay, rng=self.rng)
 
     async def run(self, method: str, path: str, attempt: Attempt) -> httpx.Response:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import httpx
 from pydantic import SecretStr
 
+from leapbatch.backoff import MAX_RETRY_AFTER
 from leapbatch.client import LeapClient, Settings
 from leapbatch.errors import UsageError
 from leapbatch.events import EventSink, RequestRetried
@@ -35,6 +36,7 @@ def retrying_client(
     events: EventSink,
     on_throttle: Callable[[], object] = lambda: None,
     on_success: Callable[[], object] = lambda: None,
+    max_retry_after: float = MAX_RETRY_AFTER,
 ) -> LeapClient:
     """Return a LeapClient whose requests pass one token bucket and the safe-retry policy."""
 
@@ -47,5 +49,5 @@ def retrying_client(
     def succeeded() -> None:
         on_success()
 
-    retry = SafeRetry(on_throttle=throttled, on_success=succeeded, on_retry=retried)
+    retry = SafeRetry(on_throttle=throttled, on_success=succeeded, on_retry=retried, max_retry_after=max_retry_after)
     return LeapClient(http, gate=RequestGate(rps, burst), retry=retry)

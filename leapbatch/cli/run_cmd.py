@@ -8,14 +8,17 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import trio
 from pydantic import SecretStr
 
 from leapbatch import __version__
+from leapbatch.backoff import MAX_RETRY_AFTER
 from leapbatch.cli._api import retrying_client
 from leapbatch.cli._common import SubParsers, say
 from leapbatch.client import Settings, api_http, download_http
 from leapbatch.emulator import EmulatorConfig, serve_emulator
+from leapbatch.emulator.faults import fault_plan
 from leapbatch.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, UsageError
 from leapbatch.expand import expand
 from leapbatch.jobs import Job
@@ -73,6 +76,34 @@ def register(sub: SubParsers) -> None:
     parser.add_argument(
         "--fail-rate", type=float, default=0.0, metavar="P", help="with --local: share of jobs that end failed"
     )
+    parser.add_argument(
+        "--faults",
+        default="none",
+        metavar="PROFILE",
+        help="with --local: the emulator misbehaves on purpose: none (default), flaky or chaos",
+    )
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="NAME=P",
+        help="with --local: the rate of one fault (repeatable; see docs/emulator.md for the names)",
+    )
+    parser.add_argument("--seed", type=int, default=0, metavar="N", help="with --local: seeds the emulator")
+    parser.add_argument(
+        "--http-timeout",
+        type=_positive_float,
+        default=30.0,
+        metavar="S",
+        help="seconds to wait for an API response before it counts as lost (default 30)",
+    )
+    parser.add_argument(
+        "--max-retry-after",
+        type=_positive_float,
+        default=MAX_RETRY_AFTER,
+        metavar="S",
+        help=f"longest wait a server's Retry-After is honoured for (default {MAX_RETRY_AFTER:g} s)",
+    )
     parser.add_argument("--plain", action="store_true", help="plain progress lines instead of a live display")
     parser.add_argument("--quiet", action="store_true", help="no progress output, only the final summary")
     parser.set_defaults(handler=handle)
@@ -97,13 +128,36 @@ class _Target:
     base_url: str | None  # None: start the emulator
     api_key: SecretStr
     speed: float
+    emulator: EmulatorConfig | None = None
+
+
+def _fault_rates(pairs: list[str]) -> dict[str, float]:
+    rates: dict[str, float] = {}
+    for pair in pairs:
+        name, _, value = pair.partition("=")
+        try:
+            rates[name.strip()] = float(value)
+        except ValueError:
+            raise UsageError(f"--fault expects NAME=P, got {pair!r}", hint="e.g. --fault reset_after=0.1") from None
+    return rates
 
 
 def _target(args: argparse.Namespace) -> _Target:
     if args.local:
         if not 0.0 <= args.fail_rate <= 1.0:
             raise UsageError(f"--fail-rate must be between 0 and 1, got {args.fail_rate:g}")
-        return _Target(None, SecretStr(secrets.token_urlsafe(16)), args.speed or LOCAL_SPEED)
+        try:
+            plan = fault_plan(args.faults, _fault_rates(args.fault), seed=args.seed)
+        except ValueError as exc:
+            raise UsageError(str(exc), hint="see docs/emulator.md for the profiles and fault names") from None
+        speed = args.speed or LOCAL_SPEED
+        key = SecretStr(secrets.token_urlsafe(16))
+        config = EmulatorConfig(
+            token=key.get_secret_value(), speed=speed, fail_rate=args.fail_rate, seed=args.seed, faults=plan
+        )
+        return _Target(None, key, speed, config)
+    if args.faults != "none" or args.fault:
+        raise UsageError("--faults and --fault only apply to the local emulator", hint="add --local")
     settings = Settings.from_env()
     if settings.api_key is None:
         raise UsageError(
@@ -140,15 +194,16 @@ def handle(args: argparse.Namespace) -> int:
                 summary = trio.run(
                     _run,
                     _Plan(
-                        manifest,
-                        jobs,
-                        out,
-                        target,
-                        options,
-                        args.rps or limits.requests_per_second,
-                        limits.burst,
-                        args.max_in_flight or limits.max_in_flight,
-                        args.fail_rate,
+                        manifest=manifest,
+                        jobs=jobs,
+                        out=out,
+                        target=target,
+                        options=options,
+                        rps=args.rps or limits.requests_per_second,
+                        burst=limits.burst,
+                        max_in_flight=args.max_in_flight or limits.max_in_flight,
+                        http_timeout=args.http_timeout,
+                        max_retry_after=args.max_retry_after,
                     ),
                     ledger,
                     progress,
@@ -174,17 +229,15 @@ class _Plan:
     rps: float
     burst: int
     max_in_flight: int
-    fail_rate: float
+    http_timeout: float
+    max_retry_after: float
 
 
 async def _run(plan: _Plan, ledger: Ledger, progress: RunProgress) -> RunSummary:
     async with trio.open_nursery() as nursery:
         base_url = plan.target.base_url
         if base_url is None:
-            config = EmulatorConfig(
-                token=plan.target.api_key.get_secret_value(), speed=plan.target.speed, fail_rate=plan.fail_rate
-            )
-            handle = await nursery.start(serve_emulator, config)
+            handle = await nursery.start(serve_emulator, plan.target.emulator)
             base_url = handle.base_url
         ledger.append(
             RunRecord(
@@ -200,7 +253,7 @@ async def _run(plan: _Plan, ledger: Ledger, progress: RunProgress) -> RunSummary
         )
         limiter = AdaptiveLimiter(plan.max_in_flight)
         async with (
-            api_http(base_url, plan.target.api_key) as http,
+            api_http(base_url, plan.target.api_key, timeout=httpx.Timeout(plan.http_timeout, pool=None)) as http,
             download_http() as downloads,
         ):
             client = retrying_client(
@@ -210,6 +263,7 @@ async def _run(plan: _Plan, ledger: Ledger, progress: RunProgress) -> RunSummary
                 events=progress,
                 on_throttle=limiter.throttled,
                 on_success=limiter.succeeded,
+                max_retry_after=plan.max_retry_after,
             )
             runner = Runner(
                 client=client,

@@ -1,0 +1,94 @@
+"""Random kill -9 campaign under the chaos profile: kill runs (resumes included) at random moments, then finish.
+
+Sized for CI by default; run it bigger by hand:
+
+    LEAPBATCH_CAMPAIGN_JOBS=300 LEAPBATCH_CAMPAIGN_KILLS=30 pytest tests/reliability/test_random_kills.py
+
+The kill moments and the emulator's faults are seeded, so a failing campaign can be replayed with its seed.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+import trio
+from invariants import violations
+
+from leapbatch.emulator import EmulatorConfig, EmulatorHandle
+from leapbatch.emulator.faults import fault_plan
+
+StartEmulator = Callable[..., Awaitable[EmulatorHandle]]
+CANARY = "sk-canary-random-kills-51c0ffee"
+JOBS = int(os.environ.get("LEAPBATCH_CAMPAIGN_JOBS", "40"))
+KILLS = int(os.environ.get("LEAPBATCH_CAMPAIGN_KILLS", "6"))
+MANIFEST = """\
+version: 1
+name: chaos
+model: 26a1a203-3a46-42cb-8cfa-f4de075907d8
+prompt: "chaos image {{n}}"
+params: {{width: 64, height: 64, steps: 5, number_of_images: 2}}
+matrix:
+  n: {{range: [1, {jobs}]}}
+limits: {{requests_per_second: 1000, burst: 200, max_in_flight: 16, job_timeout: 8}}
+"""
+
+
+def env_for(handle: EmulatorHandle) -> dict[str, str]:
+    """Return the environment of a run against `handle`, with the canary as the key."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LEAP_", "LEAPBATCH_"))}
+    return env | {"LEAP_BASE_URL": handle.base_url, "LEAP_API_KEY": CANARY}
+
+
+def command(manifest: Path, out: Path) -> list[str]:
+    """Return the run command of the campaign (short HTTP timeout, so delayed answers count as lost)."""
+    run = [sys.executable, "-m", "leapbatch", "run", str(manifest), "--out", str(out), "--plain"]
+    return [*run, "--speed", "1000", "--http-timeout", "1", "--max-retry-after", "2"]
+
+
+async def run_and_kill(cmd: list[str], env: dict[str, str], after: float) -> bytes:
+    """Start a run, SIGKILL it after `after` seconds (unless it ended), and return its stderr."""
+    process = await trio.lowlevel.open_process(cmd, env=env, stdout=-1, stderr=-1)
+    assert process.stdout is not None
+    assert process.stderr is not None
+    chunks: list[bytes] = []
+
+    async def drain(stream: trio.abc.ReceiveStream) -> None:
+        async with stream:
+            while chunk := await stream.receive_some():
+                chunks.append(chunk)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(drain, process.stdout)
+        nursery.start_soon(drain, process.stderr)
+        with trio.move_on_after(after):
+            await process.wait()
+        if process.returncode is None:
+            process.send_signal(signal.SIGKILL)
+        await process.wait()
+    return b"".join(chunks)
+
+
+@pytest.mark.slow
+async def test_random_kills_under_chaos_keep_every_invariant(tmp_path: Path, start_emulator: StartEmulator) -> None:
+    """Kill -9 at random moments under chaos, resume each time; at the end every invariant holds."""
+    seed = int(os.environ.get("LEAPBATCH_CAMPAIGN_SEED", "20261124"))
+    rng = random.Random(seed)
+    handle = await start_emulator(
+        EmulatorConfig(speed=1000, seed=seed, faults=fault_plan("chaos", seed=seed, delay_seconds=1.5))
+    )
+    manifest = tmp_path / "chaos.yaml"
+    manifest.write_text(MANIFEST.format(jobs=JOBS))
+    out = tmp_path / "out"
+    cmd, env = command(manifest, out), env_for(handle)
+    outputs = [await run_and_kill(cmd, env, rng.uniform(0.3, 2.5)) for _ in range(KILLS)]
+    final = await trio.run_process(cmd, env=env, capture_stdout=True, capture_stderr=True, check=False)
+    outputs += [final.stdout, final.stderr]
+    assert final.returncode in (0, 1), final.stderr.decode()
+    found = violations(out, jobs=JOBS, stats=handle.stats(), outputs=outputs, canary=CANARY, sandbox=tmp_path)
+    assert [] == found, f"seed {seed}"
