@@ -4,7 +4,7 @@ Pure and deterministic. The same manifest always gives the same jobs, with the s
 matrix's combinations (axes in file order, the last varying fastest), then the include entries. A job's key depends
 only on its model and request (`leapbatch.jobs.job_key`), so an edit changes only the jobs it touches, and reordering
 axes or the keys of a mapping changes no key. The product is iterated lazily; only the keys seen and the jobs kept
-are held in memory.
+are held in memory (with `sample`, only the `count` best picks so far).
 
 For each combination, the names it sets and then `vars` fill the templates; each request field comes from the
 combination, else from `params` (or the top-level `model`, `prompt`, `negative_prompt`), else from the defaults of
@@ -108,12 +108,10 @@ class _Resolver:
             for name in (*_BODY_FIELDS, *_LEGACY_FIELDS, "seed")
             if (value := getattr(params, name)) is not None
         }
-        strength = self.defaults["prompt_strength"]
-        if isinstance(strength, float) and strength.is_integer():
-            self.defaults["prompt_strength"] = int(strength)  # canonical JSON writes 7.0 as 7: send what is hashed
         self.templates = (("prompt", manifest.prompt), ("negative_prompt", manifest.negative_prompt))
 
     def job(self, assign: Mapping[str, Scalar], loc: Loc) -> Job | None:
+        """Return the job of a combination, or None (and a problem) if a prompt renders badly."""
         manifest = self.manifest
         values = {**manifest.variables, **assign}
         fields: dict[str, Any] = {}
@@ -134,7 +132,7 @@ class _Resolver:
                 fields[name] = value
         strength = fields["prompt_strength"]
         if isinstance(strength, float) and strength.is_integer():
-            fields["prompt_strength"] = int(strength)
+            fields["prompt_strength"] = int(strength)  # canonical JSON writes 7.0 as 7: send what is hashed
         model = str(assign.get("model", manifest.spec.model))
         body = {_WIRE_NAMES[name]: value for name, value in fields.items()}
         if "seed" not in fields:
@@ -142,6 +140,7 @@ class _Resolver:
         return Job(request_key(model, body), model, CreateInferenceDto(**fields), variables)
 
     def rendered(self, name: str, text: str, assign: Mapping[str, Scalar], loc: Loc) -> None:
+        """Report a prompt that rendered empty or too long, naming the values that made it."""
         where = ", ".join(f"{k}={value_label(v)}" for k, v in assign.items() if k not in _TEMPLATE_FIELDS)
         what = "renders to empty text" if not text.strip() else f"renders to {len(text):,} characters"
         limit = "" if not text.strip() else f", over the {MAX_TEXT:,}-character limit"
@@ -169,17 +168,19 @@ def _excluded(assign: Mapping[str, Scalar], excludes: tuple[Mapping[str, frozens
     return any(all(name in assign and assign[name] in values for name, values in entry.items()) for entry in excludes)
 
 
-def sample_rank(seed: int, key: str) -> bytes:
-    """Return the sampling rank of a job key: lower ranks are picked first."""
-    return hashlib.sha256(f"{seed}:{key}".encode()).digest()
+def sample_rank(seed: int, key: str) -> int:
+    """Return the sampling rank of a job key (sha256 of `"<seed>:<key>"` as a number): lower ranks are picked first."""
+    return int.from_bytes(hashlib.sha256(f"{seed}:{key}".encode()).digest(), "big")
 
 
 def expand(manifest: Manifest) -> Expansion:
     """Return the jobs of a manifest in stable order; raise ManifestError if a prompt renders badly or none is left."""
     resolver = _Resolver(manifest)
+    sample = manifest.spec.sample
     seen: set[str] = set()
     jobs: list[Job] = []
-    combinations = excluded = duplicates = 0
+    picks: list[tuple[int, int, Job]] = []  # with `sample`: a heap of the `count` lowest ranks, as (-rank, order, job)
+    combinations = excluded = duplicates = unique = 0
     for assign in _combinations(manifest):
         combinations += 1
         if _excluded(assign, manifest.excludes):
@@ -192,14 +193,18 @@ def expand(manifest: Manifest) -> Expansion:
             duplicates += 1
             continue
         seen.add(job.key)
-        jobs.append(job)
+        unique += 1
+        if sample is None:
+            jobs.append(job)
+        elif len(picks) < sample.count:
+            heapq.heappush(picks, (-sample_rank(sample.seed, job.key), unique, job))
+        else:
+            heapq.heappushpop(picks, (-sample_rank(sample.seed, job.key), unique, job))
     sampled_out = 0
-    sample = manifest.spec.sample
-    if sample is not None and len(jobs) > sample.count:
-        picked = heapq.nsmallest(sample.count, range(len(jobs)), key=lambda i: sample_rank(sample.seed, jobs[i].key))
-        sampled_out = len(jobs) - sample.count
-        jobs = [jobs[i] for i in sorted(picked)]
-        seen = {job.key for job in jobs}
+    if sample is not None:
+        jobs = [job for _, _, job in sorted(picks, key=lambda pick: pick[1])]
+        sampled_out = unique - len(jobs)
+        seen = {job.key for job in jobs}  # an include entry equal to a sampled-out job is still wanted
     for i, entry in enumerate(manifest.includes):
         job = resolver.job(entry, ("include", i))
         if job is None:

@@ -4,9 +4,11 @@
 or raises `ManifestError` with every problem found. The rules: names are identifiers; an axis or mapping-entry name
 like a request field sets that field, any other name is a template variable; each name comes from one axis; every
 template variable resolves, for every matrix combination and every include entry, from the combination or `vars`;
-every name an axis, entry or var sets is used (a request field, or a variable some template uses), since an unused
-one only repeats jobs or hides a typo; exclude entries name matrix names and values that exist; and the caps hold.
-A name whose own definition was bad is treated as known, so one typo gives one problem, not a cascade.
+every axis changes the jobs (it sets a request field or a variable some template uses: an unused one would only
+repeat jobs), every var is used, and every name in an include entry is used or set by the matrix (else it is a
+typo); extra names in mapping values are metadata; exclude entries name matrix names and values that exist; and the
+caps hold. A name whose own definition was bad is treated as known, and a name an unknown variable probably meant
+is not also called unused, so one typo gives one problem, not a cascade.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pydantic import ValidationError
 from leapbatch import manifest_yaml
 from leapbatch.errors import ManifestError, Problem
 from leapbatch.jobs import Scalar
-from leapbatch.manifest import (
+from leapbatch.manifest_format import (
     FIELD_TYPES,
     MAX_AXES,
     MAX_EXCLUDE,
@@ -81,12 +83,15 @@ class _Checker:
         self.broken = False  # a template failed to parse: which names are used is unknown
 
     def add(self, loc: Loc, message: str, hint: str | None = None, *, key: bool = False) -> None:
+        """Record a problem at `loc` (at its key with `key`)."""
         self.problems.append(self.locator.problem(loc, message, hint, key=key))
 
     def got(self, loc: Loc, value: object) -> str:
+        """Describe the value at `loc` for an "expected X, got Y" message."""
         return manifest_yaml.describe(self.locator.exact(loc), value)
 
     def template(self, text: str | None, loc: Loc) -> Template | None:
+        """Parse a template and remember it; report it (and return None) if it does not parse."""
         if text is None:
             return None
         try:
@@ -102,12 +107,14 @@ class _Checker:
         return parsed
 
     def name(self, name: str, loc: Loc) -> bool:
+        """Check that a name is an identifier."""
         if re.match(VAR_RE, name) and len(name) <= 64:
             return True
         self.add(loc, f"`{name}` is not a valid name", "use letters, digits and _, not starting with a digit", key=True)
         return False
 
     def value(self, name: str, value: object, loc: Loc) -> bool:
+        """Check one value for `name`: a request field's type and bounds, or a template variable's text or number."""
         if isinstance(value, dict | list):
             self.add(loc, f"expected a single value, got {self.got(loc, value)}")
             return False
@@ -130,6 +137,7 @@ class _Checker:
         return True
 
     def variables(self) -> dict[str, Scalar]:
+        """Check `vars`; return the good ones."""
         out: dict[str, Scalar] = {}
         for name, value in self.spec.vars.items():
             loc = ("vars", name)
@@ -144,6 +152,7 @@ class _Checker:
         return out
 
     def axes(self) -> list[Axis]:
+        """Check every axis; return the good ones (each name set by one axis only)."""
         if len(self.spec.matrix) > MAX_AXES:
             self.add(("matrix",), f"{len(self.spec.matrix)} axes, over the limit of {MAX_AXES}", "use mapping values")
         out: list[Axis] = []
@@ -165,6 +174,7 @@ class _Checker:
         return out
 
     def axis(self, label: str, raw: object, loc: Loc) -> Axis | None:
+        """Check one axis: a list of single values, a list of mappings, or a range."""
         if not self.name(label, loc):
             return None
         if isinstance(raw, dict):
@@ -195,6 +205,7 @@ class _Checker:
         return Axis(label, raw, mapping, tuple(names)) if ok else None
 
     def range_axis(self, label: str, raw: dict[str, Any], loc: Loc) -> Axis | None:
+        """Check `{range: [start, end], step: n}`: whole numbers, start <= end, step >= 1, values in bounds."""
         unknown = [key for key in raw if key not in ("range", "step")]
         for key in unknown:
             hint = manifest_yaml.did_you_mean(key, ["range", "step"]) or "a range is {range: [start, end], step: n}"
@@ -243,6 +254,7 @@ class _Checker:
                         yield ("matrix", axis.label, i, field)
 
     def template_at(self, loc: Loc) -> Template | None:
+        """Return the parsed template written at `loc` in the spec."""
         text: Any = self.spec
         for item in loc:
             text = getattr(text, str(item)) if isinstance(text, ManifestSpec) else text[item]
@@ -253,7 +265,7 @@ class _Checker:
     ) -> set[str]:
         """Check that matrix jobs resolve every name and that every axis counts; return the template names used."""
         setters = {name: axis for axis in axes for name in axis.names}
-        known = set(variables) | set(setters) | self.doubtful
+        known = (set(variables) | set(setters) | self.doubtful) - set(REQUEST_FIELDS)
         used: set[str] = set()
         for loc in self.matrix_templates(axes, prompt, negative):
             template = self.template_at(loc)
@@ -287,17 +299,19 @@ class _Checker:
         counted = [name for name in axis.names if name in REQUEST_FIELDS or name in used]
         if not counted:
             name = axis.names[0]
-            what = f"`{name}` is" if not axis.mapping else f"none of {', '.join(axis.names)} is"
+            what = f"`{name}` is not" if not axis.mapping else f"none of {', '.join(axis.names)} is"
             self.add(
                 axis_loc(axis, name) if not axis.mapping else ("matrix", axis.label),
-                f"{what} used by any template or a request field, so this axis would only repeat the same jobs",
+                f"{what} used by any template, so this axis would only repeat the same jobs",
                 f"use {{{name}}} in a template, or remove it (templates use: {_known(used)})",
             )
         for name in counted if axis.mapping else ():
             if name in used and name not in variables:
                 for i, entry in enumerate(axis.values):
                     if name not in entry:
-                        self.add(("matrix", axis.label, i), f"sets no `{name}`, and vars has none", "add it")
+                        close = manifest_yaml.close_match(name, sorted(entry))
+                        hint = f"is `{close}` a typo of `{name}`?" if close else f"add {name}: ... here, or to vars"
+                        self.add(("matrix", axis.label, i), f"sets no `{name}`, and vars has none", hint)
 
     def include(
         self,
@@ -397,8 +411,8 @@ class _Checker:
         if uses_matrix:
             used |= self.matrix(axes, prompt, negative, variables)
         includes: list[dict[str, Scalar]] = []
+        matrix_names = {name for axis in axes for name in axis.names}
         for i, entry in enumerate(spec.include):
-            matrix_names = {name for axis in axes for name in axis.names}
             checked, names = self.include(i, entry, prompt, negative, variables, matrix_names)
             used |= names
             if checked is not None:

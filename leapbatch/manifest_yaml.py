@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from leapbatch.errors import ManifestError, Problem
+from leapbatch.template import printable
 
 MAX_BYTES = 1024 * 1024
 MAX_NODES = 200_000
@@ -45,6 +46,11 @@ def dotted(loc: Loc) -> str:
     for item in loc:
         out += f"[{item}]" if isinstance(item, int) else (f".{item}" if out else item)
     return out
+
+
+def _problem(source: str, line: int, col: int, loc: Loc, message: str, hint: str | None) -> Problem:
+    """Return a Problem whose text is safe for a terminal: keys and values from the file may hold control codes."""
+    return Problem(source, line, col, printable(dotted(loc)), printable(message), printable(hint) if hint else None)
 
 
 def _line_col(text: str, index: int) -> tuple[int, int]:
@@ -86,12 +92,12 @@ class _Composer:
     nodes: int = 0
 
     def problem(self, mark: Any, message: str, hint: str | None = None) -> None:
-        self.problems.append(Problem(self.source, mark.line + 1, mark.column + 1, "", message, hint))
+        self.problems.append(_problem(self.source, mark.line + 1, mark.column + 1, (), message, hint))
 
     def node(self, depth: int) -> yaml.Node:
         event = self.loader.get_event()
-        end: Any = None
         start: Any = event.start_mark  # libyaml's marks are not the pure-Python Mark the stubs name
+        end: Any
         self.nodes += 1
         if self.nodes > MAX_NODES:
             self.problem(start, f"more than {MAX_NODES:,} values", hint="use ranges instead of long lists")
@@ -110,8 +116,8 @@ class _Composer:
             tag = event.tag
             if tag is None or tag == "!":
                 tag = self.loader.resolve(yaml.ScalarNode, event.value, event.implicit)
-            stop: Any = event.end_mark
-            return yaml.ScalarNode(tag, event.value, start, stop, style=event.style or None)
+            end = event.end_mark
+            return yaml.ScalarNode(tag, event.value, start, end, style=event.style or None)
         if isinstance(event, yaml.SequenceStartEvent):
             items: list[yaml.Node] = []
             while not self.loader.check_event(yaml.SequenceEndEvent):
@@ -154,14 +160,11 @@ def compose(text: str, source: str) -> tuple[yaml.Node, list[Problem]]:
         said = exc.problem or "syntax error"
         if exc.context:
             said += f" ({exc.context})"
-        line_text = text.splitlines()[mark.line] if mark and mark.line < len(text.splitlines()) else ""
-        tab = mark is not None and line_text[mark.column : mark.column + 1] == "\t"
+        line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
+        lines = text.splitlines()
+        tab = 0 < line <= len(lines) and lines[line - 1][col - 1 : col] == "\t"
         hint = "indent with spaces, not tabs" if tab else "check quotes and indentation"
-        composer.problems.append(
-            Problem(
-                source, mark.line + 1 if mark else 0, mark.column + 1 if mark else 0, "", f"invalid YAML: {said}", hint
-            )
-        )
+        composer.problems.append(Problem(source, line, col, "", f"invalid YAML: {said}", hint))
     except yaml.reader.ReaderError as exc:
         line, col = _line_col(text, exc.position)
         code = ord(exc.character) if isinstance(exc.character, str) else int(exc.character)
@@ -217,8 +220,7 @@ _TRUE = ("yes", "true", "on")
 
 
 def _short(text: str, limit: int = 40) -> str:
-    flat = text.replace("\n", "\\n")
-    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @dataclass
@@ -239,7 +241,7 @@ class _Builder:
     def refuse(self, node: yaml.Node, loc: Loc, message: str, hint: str | None = None, *, drop: bool = True) -> None:
         """Record a problem; with `drop`, the value is left out and later problems under `loc` are not reported."""
         mark = node.start_mark
-        self.problems.append(Problem(self.source, mark.line + 1, mark.column + 1, dotted(loc), message, hint))
+        self.problems.append(_problem(self.source, mark.line + 1, mark.column + 1, loc, message, hint))
         if drop:
             self.refused.add(loc)
 
@@ -350,7 +352,7 @@ class Locator:
         """Return a Problem located at the node of `loc` (1-based line and column; 0 when unknown)."""
         node = self.node(loc, key=key)
         line, col = (node.start_mark.line + 1, node.start_mark.column + 1) if node is not None else (0, 0)
-        return Problem(self.source, line, col, dotted(loc), message, hint)
+        return _problem(self.source, line, col, loc, message, hint)
 
 
 def close_match(name: str, known: Sequence[str]) -> str | None:
@@ -363,6 +365,15 @@ def did_you_mean(name: str, known: Sequence[str]) -> str | None:
     """Return "did you mean 'x'?" for the closest known name, or None."""
     close = close_match(name, known)
     return f"did you mean '{close}'?" if close else None
+
+
+HintFor = Callable[[str, Loc, Mapping[str, Any]], "str | None"]
+_BOUNDS = {
+    "greater_than_equal": "at least",
+    "greater_than": "more than",
+    "less_than_equal": "at most",
+    "less_than": "less than",
+}
 
 
 def _number(value: object) -> str:
@@ -414,12 +425,3 @@ def explain(locator: Locator, base: Loc, error: Mapping[str, Any], hint_for: Hin
     else:
         message = str(error.get("msg", "invalid value"))
     return locator.problem(loc, message, hint_for(kind, loc, ctx) or hint)
-
-
-HintFor = Callable[[str, Loc, Mapping[str, Any]], "str | None"]
-_BOUNDS = {
-    "greater_than_equal": "at least",
-    "greater_than": "more than",
-    "less_than_equal": "at most",
-    "less_than": "less than",
-}

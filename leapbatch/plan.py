@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from leapbatch.expand import Expansion
+from leapbatch.template import printable
 from leapbatch.wire import expected_generation_seconds
 
 PLAN_FORMAT = 1
@@ -60,7 +61,7 @@ def duration(seconds: float) -> str:
 
 
 def render(summary: dict[str, Any]) -> list[str]:
-    """Return the lines of a plan for people, from `summarize`'s dict."""
+    """Return the lines of a plan for people, from `summarize`'s dict; text from the manifest is shown escaped."""
     lines = [f"{summary['jobs']:,} jobs, {summary['images']:,} images"]
     if summary["combinations"]:
         lines.append(
@@ -71,12 +72,14 @@ def render(summary: dict[str, Any]) -> list[str]:
     else:
         lines.append(f"  from {summary['included']:,} include entries, {summary['duplicates']:,} duplicates collapsed")
     for model, totals in summary["models"].items():
-        lines.append(f"  model {model}: {totals['jobs']:,} jobs, {totals['images']:,} images")
+        lines.append(f"  model {printable(model)}: {totals['jobs']:,} jobs, {totals['images']:,} images")
     if summary["axes"]:
         lines.append("  axes:")
         width = max(len(name) for name in summary["axes"])
         for name, counts in summary["axes"].items():
-            shown = ", ".join(f"{value} ({count:,})" for value, count in list(counts.items())[:_VALUES_SHOWN])
+            shown = ", ".join(
+                f"{printable(value)} ({count:,})" for value, count in list(counts.items())[:_VALUES_SHOWN]
+            )
             more = f", ... ({len(counts):,} values)" if len(counts) > _VALUES_SHOWN else ""
             lines.append(f"    {name:<{width}}  {shown}{more}")
     estimate = summary["estimate"]
@@ -88,7 +91,7 @@ def render(summary: dict[str, Any]) -> list[str]:
         lines.append("  examples:")
     for example in summary["examples"]:
         request = example["request"]
-        lines.append(f"    {request['prompt']}")
+        lines.append(f"    {printable(request['prompt'])}")  # prompts are sent as written, shown escaped
         size = f"{request.get('width', '?')}x{request.get('height', '?')}, {request.get('steps', '?')} steps"
         lines.append(f"      seed {request.get('seed')}, {size}, key {example['key'][:12]}")
     return lines

@@ -4,6 +4,7 @@ It is deliberately tiny. A field is a bare name (letters, digits and `_`, not st
 else: attribute access (`{a.b}`), indexing (`{a[0]}`), format specs (`{a:>10}`), conversions (`{a!r}`) and
 positional fields (`{}`, `{0}`) are errors with a message that says so, never silently rendered. A template is
 parsed once and rendered many times, so parsing does the checking and rendering only joins strings.
+`printable` escapes the characters that could rewrite a terminal, for showing (never sending) prompt text.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from dataclasses import dataclass
 
 NAME_PATTERN = r"[A-Za-z_][A-Za-z0-9_]*"
 _NAME = re.compile(NAME_PATTERN + r"\Z")
+# C0 and C1 controls, DEL, bidi embeddings/overrides/isolates and lone surrogates: what can rewrite a terminal.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 
 class TemplateError(ValueError):
@@ -126,3 +129,20 @@ def names(text: str) -> tuple[str, ...]:
 def render(text: str, values: Mapping[str, object]) -> str:
     """Parse and render a template in one step."""
     return parse(text).render(values)
+
+
+_SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    code = ord(char)
+    return _SHORT_ESCAPES.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+
+def printable(text: str) -> str:
+    """Return text safe to show on a terminal: control and bidi characters written as escapes (`\\x1b`, `\\u202e`).
+
+    Prompts are sent exactly as written; only what leapbatch shows people (plans, error messages) is escaped.
+    """
+    return _UNPRINTABLE.sub(_escape, text)

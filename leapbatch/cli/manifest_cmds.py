@@ -10,6 +10,7 @@ from leapbatch.cli._common import SubParsers, print_json
 from leapbatch.errors import ManifestError, Problem, UsageError
 from leapbatch.expand import Expansion, expand
 from leapbatch.manifest import Manifest, json_schema, load_manifest
+from leapbatch.template import printable
 
 VALIDATE_HELP = """\
 Check manifests without running them: the YAML, every key and value, the templates, the matrix and the caps.
@@ -92,7 +93,7 @@ def run_plan(args: argparse.Namespace) -> int:
             {"manifest": str(args.file), "name": manifest.name, "output_dir": str(manifest.output_dir), **summary}
         )
         return 0
-    print(f"{args.file} ({manifest.name} -> {manifest.output_dir}/)")
+    print(f"{args.file} ({manifest.name} -> {printable(str(manifest.output_dir))}/)")
     for line in plans.render(summary):
         print(line)
     return 0

@@ -399,11 +399,6 @@ TERMINAL_CONTROLS = frozenset(
 ) - {"\n"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="leapbatch/plan.py prints prompt text raw (the examples at line 91, and the axis values): ESC, BEL, C1 "
-    "and bidi overrides from a manifest reach the user's terminal",
-)
 async def test_plan_writes_no_terminal_control_characters(tmp_path: Path) -> None:
     """`leapbatch plan` shows hostile prompts without writing control or bidi-override characters to the terminal."""
     by_name = {hostile.name: hostile.prompt for hostile in CORPUS}
