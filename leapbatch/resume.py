@@ -72,3 +72,14 @@ def classify(jobs: Sequence[Job], state: LedgerState, *, retry_failed: bool = Fa
         plan.by_action[action_for(state.jobs.get(job.key), retry_failed=retry_failed)].append(job)
     plan.not_in_manifest = [js for key, js in state.jobs.items() if key not in keys]
     return plan
+
+
+def ledger_diff(plan: ResumePlan) -> dict[str, int]:
+    """Return what a run would find: new jobs, done, in flight, failed, and ledger jobs the manifest dropped."""
+    return {
+        "new": plan.count(Action.CREATE),
+        "done": plan.count(Action.DONE),
+        "in_flight": plan.count(Action.POLL) + plan.count(Action.RECONCILE),
+        "failed": plan.count(Action.KEEP_FAILED),
+        "not_in_manifest": len(plan.not_in_manifest),
+    }

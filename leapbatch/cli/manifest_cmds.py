@@ -9,7 +9,9 @@ from leapbatch import plan as plans
 from leapbatch.cli._common import SubParsers, print_json
 from leapbatch.errors import ManifestError, Problem, UsageError
 from leapbatch.expand import Expansion, expand
+from leapbatch.ledger import LEDGER_NAME, read_ledger
 from leapbatch.manifest import Manifest, json_schema, load_manifest
+from leapbatch.resume import classify, ledger_diff
 from leapbatch.template import printable
 
 VALIDATE_HELP = """\
@@ -45,6 +47,12 @@ def register(sub: SubParsers) -> None:
     plan.add_argument("file", type=Path, metavar="FILE", help="a manifest file (YAML)")
     plan.add_argument("--json", action="store_true", help="print one JSON object on stdout instead of text")
     plan.add_argument("--examples", type=int, default=3, metavar="N", help="how many example jobs to show (3)")
+    plan.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="compare with the ledger of this output folder (default: the manifest's output.dir, if it has one)",
+    )
     plan.set_defaults(handler=run_plan)
 
     schema = sub.add_parser(
@@ -88,14 +96,30 @@ def run_plan(args: argparse.Namespace) -> int:
         requests_per_second=limits.requests_per_second,
         examples=args.examples,
     )
+    out = args.out or manifest.output_dir
+    diff = None
+    if (out / LEDGER_NAME).is_file():
+        diff = {"folder": str(out), **ledger_diff(classify(expansion.jobs, read_ledger(out)))}
     if args.json:
         print_json(
-            {"manifest": str(args.file), "name": manifest.name, "output_dir": str(manifest.output_dir), **summary}
+            {
+                "manifest": str(args.file),
+                "name": manifest.name,
+                "output_dir": str(out),
+                **summary,
+                "ledger": diff,
+            }
         )
         return 0
-    print(f"{args.file} ({manifest.name} -> {printable(str(manifest.output_dir))}/)")
+    print(f"{args.file} ({manifest.name} -> {printable(str(out))}/)")
     for line in plans.render(summary):
         print(line)
+    if diff is not None:
+        print(
+            f"  against {printable(str(out / LEDGER_NAME))}: {diff['new']:,} new, {diff['done']:,} done, "
+            f"{diff['in_flight']:,} in flight, {diff['failed']:,} failed (kept unless --retry-failed), "
+            f"{diff['not_in_manifest']:,} in the ledger but no longer in the manifest"
+        )
     return 0
 
 

@@ -199,3 +199,22 @@ async def test_commands_on_a_folder_that_is_not_an_output_folder(tmp_path: Path,
         assert 2 == done.returncode
         assert b"has no ledger.jsonl" in done.stderr
         assert b"Traceback" not in done.stderr
+
+
+async def test_an_edited_manifest_runs_only_its_new_jobs(tmp_path: Path, start_emulator: StartEmulator) -> None:
+    """`plan` shows the diff against the ledger; the run after an edit creates only the new jobs."""
+    handle = await start_emulator()
+    out = await generated(tmp_path, handle)
+    manifest = tmp_path / "small.yaml"
+    manifest.write_text(manifest.read_text().replace("animal: [cat, dog]", "animal: [cat, fox]"))
+    plan = await leapbatch("plan", manifest, "--out", out, "--json", handle=handle)
+    assert 0 == plan.returncode, plan.stderr.decode()
+    diff = json.loads(plan.stdout)["ledger"]
+    assert {"new": 2, "done": 2, "in_flight": 0, "failed": 0, "not_in_manifest": 2} == {
+        k: diff[k] for k in ("new", "done", "in_flight", "failed", "not_in_manifest")
+    }
+    done = await leapbatch("run", manifest, "--out", out, "--quiet", "--speed", "1000", handle=handle)
+    assert 0 == done.returncode, done.stderr.decode()
+    assert JOBS + 2 == handle.stats()["jobs"]["created"]
+    results = json.loads((out / "results.json").read_text())
+    assert (JOBS, 2) == (results["jobs_total"], sum(1 for job in results["jobs"] if not job["in_manifest"]))
