@@ -48,6 +48,14 @@ class JobFailed:
 
 
 @dataclass(frozen=True)
+class JobUnsettled:
+    """A job's requests kept failing this run; its ledger state is kept for the next run to settle."""
+
+    key: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class JobDeleted:
     """A job's remote copy is gone."""
 
@@ -72,7 +80,7 @@ class Notice:
     message: str
 
 
-Event = RunPlanned | JobSubmitted | JobFinished | JobFailed | JobDeleted | RequestRetried | Notice
+Event = RunPlanned | JobSubmitted | JobFinished | JobFailed | JobUnsettled | JobDeleted | RequestRetried | Notice
 EventSink = Callable[[Event], None]
 
 

@@ -24,7 +24,16 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from leapbatch.events import Event, JobFailed, JobFinished, JobSubmitted, Notice, RequestRetried, RunPlanned
+from leapbatch.events import (
+    Event,
+    JobFailed,
+    JobFinished,
+    JobSubmitted,
+    JobUnsettled,
+    Notice,
+    RequestRetried,
+    RunPlanned,
+)
 
 PLAIN_EVERY = 5.0
 
@@ -55,6 +64,8 @@ class Counters:
             self.in_flight = max(self.in_flight - 1, 0)
         elif isinstance(event, JobFailed):
             self.failed += 1
+            self.in_flight = max(self.in_flight - 1, 0)
+        elif isinstance(event, JobUnsettled):
             self.in_flight = max(self.in_flight - 1, 0)
         elif isinstance(event, RequestRetried):
             self.retries += 1
@@ -117,6 +128,8 @@ class RunProgress:
         self.counters.apply(event)
         if isinstance(event, Notice) and not self._quiet:
             self._console.print(f"note: {event.message}", markup=False, highlight=False)
+        if isinstance(event, JobUnsettled) and not self._quiet:
+            self._console.print(f"note: job {event.key[:12]} is left for the next run: {event.reason}", markup=False)
         self._render()
 
     def tick(self) -> None:

@@ -35,6 +35,7 @@ from leapbatch.events import (
     JobFailed,
     JobFinished,
     JobSubmitted,
+    JobUnsettled,
     Notice,
     RunPlanned,
     discard,
@@ -84,6 +85,7 @@ class RunSummary:
     images: int = 0
     created: int = 0
     adopted: int = 0
+    unsettled: int = 0  # jobs whose requests kept failing this run; the next run settles them
     failures: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -190,6 +192,11 @@ class Runner:
     async def _job_task(self, job: Job, borrower: object) -> None:
         try:
             await self._process(job)
+        except errors.ApiError as exc:
+            # Retries are spent on one job's request: its ledger state is safe to resume from, so the batch goes
+            # on and the next run settles this job.
+            self.summary.unsettled += 1
+            self._emit(JobUnsettled(job.key, exc.message))
         finally:
             self._limiter.release(borrower)
 

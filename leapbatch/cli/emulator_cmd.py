@@ -6,12 +6,21 @@ import argparse
 import errno
 import signal
 import sys
+import textwrap
 from functools import partial
 
 import trio
 
 from leapbatch.cli._common import SubParsers
-from leapbatch.emulator import EmulatorConfig, EmulatorHandle, serve_emulator
+from leapbatch.emulator import (
+    FAULT_NAMES,
+    PROFILES,
+    EmulatorConfig,
+    EmulatorHandle,
+    SeededFaultPlan,
+    fault_plan,
+    serve_emulator,
+)
 from leapbatch.errors import UsageError
 from leapbatch.wire import API_PREFIX
 
@@ -25,11 +34,14 @@ Point leapbatch at it with LEAP_BASE_URL=<the printed API URL> and any LEAP_API_
 EPILOG = """\
 timing: a job takes expected_generation_seconds(steps, numberOfImages) / SPEED seconds (Leap's 4-20 s per image);
         the first 10% of that it is queued, then processing, then finished (or failed, see --fail-rate).
+faults: {faults}
 examples:
   leapbatch emulator                          # API on 127.0.0.1:8787, images on 127.0.0.1:8788
   leapbatch emulator --speed inf --port 0     # instant jobs on a free port (the URL is printed)
   leapbatch emulator --fail-rate 0.1 --seed 7 # a reproducible 10% of jobs end failed
-docs: docs/emulator.md"""
+  leapbatch emulator --faults chaos --seed 7  # a quarter of requests misbehave, the same way every run
+  leapbatch emulator --fault throttle=0.2 --fault reset_after=0.05   # only these faults, at these rates
+docs: docs/emulator.md""".format(faults=textwrap.fill(", ".join(FAULT_NAMES), 110, subsequent_indent=" " * 8))
 
 
 def register(sub: SubParsers) -> None:
@@ -72,9 +84,43 @@ def register(sub: SubParsers) -> None:
         type=int,
         default=0,
         metavar="N",
-        help="seeds every random decision, so a run reproduces (default: %(default)s)",
+        help="seeds every random decision, job fates and faults, so a run reproduces (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--faults",
+        choices=PROFILES,
+        default="none",
+        help="misbehave on purpose: flaky (~5%% of requests, retriable faults) or chaos (~25%%, every kind)"
+        " (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="NAME=P",
+        help="inject fault NAME with probability P per request (per job for fail, stuck), over the profile's rate;"
+        " repeatable",
+    )
+    parser.add_argument(
+        "--fault-delay",
+        type=float,
+        default=2.0,
+        metavar="S",
+        help="seconds the delay and image_slow faults wait before answering (default: %(default)s)",
     )
     parser.set_defaults(handler=run)
+
+
+def _fault_rates(values: list[str]) -> dict[str, float]:
+    """Return the rates the `--fault NAME=P` options name, or raise `UsageError`."""
+    rates: dict[str, float] = {}
+    for value in values:
+        name, _, rate = value.partition("=")  # no "=" leaves the rate empty, which float() refuses
+        try:
+            rates[name.strip()] = float(rate)
+        except ValueError:
+            raise UsageError(f"--fault expects NAME=P, got {value!r}", hint="e.g. --fault throttle=0.1") from None
+    return rates
 
 
 def config_from(args: argparse.Namespace) -> EmulatorConfig:
@@ -92,7 +138,11 @@ def config_from(args: argparse.Namespace) -> EmulatorConfig:
         raise UsageError(f"--port and --image-port are both {args.port}", hint="the image host needs its own port")
     if args.token is not None and not args.token.strip():
         raise UsageError("--token must not be empty", hint="leave it out to accept any token")
-    return EmulatorConfig(token=args.token, speed=args.speed, fail_rate=args.fail_rate, seed=args.seed)
+    try:
+        faults = fault_plan(args.faults, _fault_rates(args.fault), seed=args.seed, delay_seconds=args.fault_delay)
+    except ValueError as exc:
+        raise UsageError(str(exc), hint="`leapbatch emulator --help` lists the faults; rates go from 0 to 1") from None
+    return EmulatorConfig(token=args.token, speed=args.speed, fail_rate=args.fail_rate, seed=args.seed, faults=faults)
 
 
 def _announce(handle: EmulatorHandle, token: str | None) -> None:
@@ -105,6 +155,9 @@ def _announce(handle: EmulatorHandle, token: str | None) -> None:
         f'-d \'{{"prompt": "a red fox"}}\' {example}',
         flush=True,
     )
+    plan = handle.emulator.config.faults
+    if isinstance(plan, SeededFaultPlan):
+        print(f"faults: {plan.describe()}", file=sys.stderr, flush=True)
     print("(Ctrl-C stops it)", file=sys.stderr, flush=True)
 
 

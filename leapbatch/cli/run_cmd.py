@@ -302,6 +302,8 @@ def _report(summary: RunSummary | None, out: Path, elapsed: float, *, local: boo
         f"done: {summary.finished} of {summary.total} jobs finished, {summary.images} images in {out} "
         f"({elapsed:.1f} s{rate}); {summary.failed} failed"
     )
+    if summary.unsettled:
+        say(f"unsettled: {summary.unsettled} jobs hit API errors past their retries; run the same command again")
     if summary.failures:
         stages = ", ".join(f"{stage}: {count}" for stage, count in sorted(summary.failures.items()))
         say(f"failed by stage: {stages}; details: leapbatch status {out}; resubmit with --retry-failed")

@@ -7,6 +7,7 @@ state.py       EmulatorConfig, the job table, lifecycle, paging, webhook schedul
 validation.py  create bodies and list queries -> effective values, or class-validator messages
 images.py      deterministic PNG rendering + LRU cache
 app.py         ApiApp and ImageApp (plain ASGI, lifespan handled), the FaultPlan seam; `Emulator` ties them up
+faults.py      seeded fault injection: fault kinds, profiles (none, flaky, chaos), `fault_plan(...)`
 webhooks.py    run_webhooks: the one background task that POSTs entities to webhookUrl when jobs end
 serve.py       serve_emulator: both apps on two ports with hypercorn-trio, plus webhooks -> EmulatorHandle
 ```
@@ -16,7 +17,8 @@ answers 201 `queued`; findAll a bare array, pages from 1, newest first; remove a
 bearer auth (any non-empty token, or exactly `config.token`); NestJS error bodies; job state derived lazily from
 the clock (queued for the first 10% of `expected_generation_seconds / speed`, then processing, then finished, or
 failed with probability `fail_rate`, drawn reproducibly from `seed`); images served from another origin; and
-counters at `GET /_emulator/stats`.
+counters at `GET /_emulator/stats`. Faults are off unless `EmulatorConfig(faults=fault_plan("chaos", seed=7))`
+(or another plan) turns them on.
 
 Imports from the core: `leapbatch.wire` only (and `leapbatch.errors` if needed); nothing in the core imports this
 package except the CLI.
@@ -43,14 +45,27 @@ from leapbatch.emulator.app import (
     Reply,
     Request,
 )
+from leapbatch.emulator.faults import FAULT_NAMES, PROFILES, InjectedFault, SeededFaultPlan, fault_plan
 from leapbatch.emulator.images import ImageCache, render_png
 from leapbatch.emulator.serve import EmulatorHandle, serve_emulator
-from leapbatch.emulator.state import Clock, EmulatorConfig, EmulatorState, Job, ManualClock, Stats, image_path
+from leapbatch.emulator.state import (
+    Clock,
+    EmulatorConfig,
+    EmulatorState,
+    Job,
+    JobFate,
+    JobFaultPlan,
+    ManualClock,
+    Stats,
+    image_path,
+)
 from leapbatch.emulator.webhooks import run_webhooks
 
 __all__ = [
     "API_ORIGIN",
+    "FAULT_NAMES",
     "IMAGE_ORIGIN",
+    "PROFILES",
     "ApiApp",
     "Clock",
     "Emulator",
@@ -61,11 +76,16 @@ __all__ = [
     "FaultPlan",
     "ImageApp",
     "ImageCache",
+    "InjectedFault",
     "Job",
+    "JobFate",
+    "JobFaultPlan",
     "ManualClock",
     "Reply",
     "Request",
+    "SeededFaultPlan",
     "Stats",
+    "fault_plan",
     "image_path",
     "render_png",
     "run_webhooks",

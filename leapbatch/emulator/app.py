@@ -3,7 +3,22 @@
 Every request takes the same path: read the body (capped), match a route (unknown paths 404, known paths with
 another method 405, both with NestJS bodies and before auth, as in NestJS), count it, ask the fault plan, then
 handle it. `_respond` is the one place where a fault decision is taken: `config.faults.decide(request)` returns
-None (serve normally) or a `Fault` that wraps the handler and may delay, replace or break its reply.
+None (serve normally) or a `Fault` that wraps the handler and may delay, replace or break its reply; the fault is
+counted in the stats by its `name`, and a create whose job was made under a fault that `loses_reply` is counted
+as ambiguous (the job exists, the client cannot know it).
+
+A `Reply` can also break the connection, which ASGI has no message for; both ways end the app mid-response, which
+hypercorn answers by closing the connection:
+- `status` 0: no response at all. Returning before `http.response.start` would make hypercorn answer 500, so an
+  interim `100 Continue` is sent first (clients skip interim answers); the client sees the connection close
+  without a response ("Server disconnected without sending a response").
+- `length` above `len(body)`: the headers announce `length` bytes, `body` is sent, and the connection closes: the
+  client sees a body cut short.
+
+`httpx.ASGITransport` cannot express either (it asserts that the response completed) and enforces no timeout, so
+`Emulator.transport()` wraps the apps: an unfinished response becomes the `httpx.RemoteProtocolError` a socket
+would give (raised, or from the body stream after the bytes that were sent), and `pause` (a fault's delay) raises
+`httpx.ReadTimeout` once the client's read timeout has passed, as a client over sockets would give up.
 
 Both apps answer the `lifespan` scope (hypercorn-trio requires it) but keep no state in it: `httpx.ASGITransport`
 never sends lifespan events, so everything is built in `Emulator.__init__`.
@@ -11,16 +26,18 @@ never sends lifespan events, so everything is built in `Emulator.__init__`.
 
 from __future__ import annotations
 
+import contextvars
 import hmac
 import json
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, Protocol
 from urllib.parse import unquote
 
 import httpx
+import trio
 
 from leapbatch.emulator.images import ImageCache
 from leapbatch.emulator.state import ROUTES, Clock, EmulatorConfig, EmulatorState
@@ -49,19 +66,32 @@ class Request:
 
 @dataclass(frozen=True)
 class Reply:
-    """One HTTP response (Content-Length is added when it is sent)."""
+    """One HTTP response (Content-Length is added when it is sent), or a connection that breaks.
+
+    `status` 0 closes the connection without any response; a `length` above `len(body)` announces that many bytes,
+    sends `body` and closes the connection (a body cut short).
+    """
 
     status: int
     body: bytes = b""
     content_type: str | None = None
     headers: tuple[tuple[str, str], ...] = ()
+    length: int | None = None  # the Content-Length announced; None: len(body)
+
+
+DROP = Reply(0)  # close the connection without answering
 
 
 Handler = Callable[[Request], Awaitable[Reply]]
 
 
 class Fault(Protocol):
-    """One injected misbehaviour: it decides whether and how to call the real handler."""
+    """One injected misbehaviour: it decides whether and how to call the real handler.
+
+    Two optional attributes tell the stats about it: `name` (the key it is counted under; default: the class name)
+    and `loses_reply` (True when the client cannot rely on the reply of a handler that ran: a create made under it
+    counts as ambiguous).
+    """
 
     async def apply(self, request: Request, handler: Handler) -> Reply:
         """Return the reply to send instead of (or made from) the handler's."""
@@ -124,12 +154,35 @@ async def _read_body(receive: Receive, limit: int) -> tuple[bytes, bool]:
 
 
 async def _send(send: Send, reply: Reply) -> None:
-    headers = [(b"content-length", str(len(reply.body)).encode())]
+    if reply.status == 0:
+        # The app then ends without a final response: hypercorn closes the connection (see the module docstring).
+        await send({"type": "http.response.start", "status": 100, "headers": []})
+        return
+    length = len(reply.body) if reply.length is None else reply.length
+    headers = [(b"content-length", str(length).encode())]
     if reply.content_type is not None:
         headers.append((b"content-type", reply.content_type.encode()))
     headers += [(name.encode(), value.encode("latin-1")) for name, value in reply.headers]
     await send({"type": "http.response.start", "status": reply.status, "headers": headers})
-    await send({"type": "http.response.body", "body": reply.body})
+    # A body short of its announced length is left unfinished: the connection closes when the app returns.
+    await send({"type": "http.response.body", "body": reply.body, "more_body": length > len(reply.body)})
+
+
+# The read timeout of the in-process client whose request is being served (None over sockets: the client enforces it).
+_CLIENT_READ_TIMEOUT: contextvars.ContextVar[float | None] = contextvars.ContextVar("client_read_timeout", default=None)
+
+
+class _ClientGaveUpError(Exception):
+    """Raised by `pause` in-process when the client's read timeout ends before the pause does."""
+
+
+async def pause(seconds: float) -> None:
+    """Wait `seconds` before answering; in-process, give up as the caller's client would once its timeout passes."""
+    timeout = _CLIENT_READ_TIMEOUT.get()
+    if timeout is not None and timeout < seconds:
+        await trio.sleep(timeout)
+        raise _ClientGaveUpError
+    await trio.sleep(seconds)
 
 
 def _path_of(scope: Scope) -> str:
@@ -168,8 +221,22 @@ class _App:
             plan = self.state.config.faults
             fault = plan.decide(request) if plan is not None else None
             if fault is not None:
-                return await fault.apply(request, self.handle)
+                self.state.stats.faults[str(getattr(fault, "name", type(fault).__name__))] += 1
+                return await fault.apply(request, self._watched(bool(getattr(fault, "loses_reply", False))))
         return await self.handle(request)
+
+    def _watched(self, loses_reply: bool) -> Handler:
+        """Return the handler, counting a create it answers 201 as ambiguous when the fault will lose the reply."""
+
+        async def handler(request: Request) -> Reply:
+            reply = await self.handle(request)
+            # Counted as soon as the job exists: a delayed reply may never be sent (the client left, the server
+            # stopped), and the job exists either way.
+            if loses_reply and request.route == "create" and reply.status == 201:
+                self.state.stats.ambiguous_creates += 1
+            return reply
+
+        return handler
 
     def observe(self, headers: Mapping[str, str]) -> None:
         """Look at every request's headers before routing (the image host counts Authorization)."""
@@ -311,18 +378,91 @@ API_ORIGIN = "http://api.leap-emulator.test"  # in-process origins: no DNS, only
 IMAGE_ORIGIN = "http://images.leap-emulator.test"
 
 
+class _UnfinishedError(Exception):
+    """Raised through `httpx.ASGITransport` when an app ended mid-response: what it sent, to replay as a cut."""
+
+    def __init__(self, status: int | None, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        super().__init__(status)
+        self.status = status  # None: no final response started
+        self.headers = headers
+        self.body = body
+
+
+def _finishing(app: _App) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+    """Wrap an app for `httpx.ASGITransport`: an unfinished response raises `_UnfinishedError` instead of asserting."""
+
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        status: int | None = None
+        headers: list[tuple[bytes, bytes]] = []
+        parts: list[bytes] = []
+        finished = False
+
+        async def watch(message: dict[str, Any]) -> None:
+            nonlocal status, headers, finished
+            if message["type"] == "http.response.start":
+                if message["status"] < 200:
+                    return  # an interim answer; ASGITransport would take it for the final one
+                status, headers = message["status"], list(message.get("headers", []))
+            elif message["type"] == "http.response.body":
+                parts.append(message.get("body", b""))
+                finished = not message.get("more_body", False)
+            await send(message)
+
+        await app(scope, receive, watch)
+        if not finished:
+            raise _UnfinishedError(status, headers, b"".join(parts))
+
+    return wrapped
+
+
+class _CutShort(httpx.AsyncByteStream):
+    """A response body that yields what was sent, then fails as h11 does when the peer closes early."""
+
+    def __init__(self, body: bytes, announced: str, request: httpx.Request) -> None:
+        self._body = body
+        self._announced = announced
+        self._request = request
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        """Yield the bytes that were sent, then raise `httpx.RemoteProtocolError`."""
+        if self._body:
+            yield self._body
+        raise httpx.RemoteProtocolError(
+            "peer closed connection without sending complete message body "
+            f"(received {len(self._body)} bytes, expected {self._announced})",
+            request=self._request,
+        )
+
+
 class _InProcessTransport(httpx.AsyncBaseTransport):
-    """Send requests for the image host to the image app, and every other request to the API app."""
+    """Send requests for the image host to the image app, and every other request to the API app.
+
+    Broken connections and client timeouts, which `httpx.ASGITransport` cannot express, come out as the httpx
+    exceptions a real connection would raise (see the module docstring).
+    """
 
     def __init__(self, emulator: Emulator) -> None:
         self._emulator = emulator
-        self._api = httpx.ASGITransport(app=emulator.api_app)
-        self._images = httpx.ASGITransport(app=emulator.image_app)
+        self._api = httpx.ASGITransport(app=_finishing(emulator.api_app))
+        self._images = httpx.ASGITransport(app=_finishing(emulator.image_app))
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Route the request by host."""
         to_images = request.url.host == httpx.URL(self._emulator.image_base_url).host
-        return await (self._images if to_images else self._api).handle_async_request(request)
+        timeout = request.extensions.get("timeout", {}).get("read")
+        token = _CLIENT_READ_TIMEOUT.set(timeout)
+        try:
+            return await (self._images if to_images else self._api).handle_async_request(request)
+        except _UnfinishedError as cut:
+            if cut.status is None:
+                message = "Server disconnected without sending a response."  # h11's words, as over a socket
+                raise httpx.RemoteProtocolError(message, request=request) from None
+            announced = httpx.Headers(cut.headers).get("content-length", "more")
+            return httpx.Response(cut.status, headers=cut.headers, stream=_CutShort(cut.body, announced, request))
+        except _ClientGaveUpError:
+            raise httpx.ReadTimeout(f"no answer within the {timeout} s read timeout", request=request) from None
+        finally:
+            _CLIENT_READ_TIMEOUT.reset(token)
 
 
 class Emulator:

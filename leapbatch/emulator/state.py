@@ -8,17 +8,20 @@ cost no timers:
     elapsed < 10% of duration   -> queued
     elapsed < duration          -> processing
     otherwise                   -> finished (or failed, if the job's fate says so)
+    a stuck job                 -> queued, forever
 
 A duration is `leapbatch.wire.expected_generation_seconds(steps, numberOfImages) / speed` (0 when speed is `inf`).
 Whether a job fails is decided once, at creation, from a RNG seeded with the emulator seed and the request itself
 (plus how many identical requests came before), so a run is reproducible whatever order concurrent creates
-arrive in.
+arrive in. A fault plan that is also a `JobFaultPlan` is asked, with that same identity as key, whether the job
+fails or gets stuck (`leapbatch.emulator.faults`); its verdicts are counted under `faults` in the stats.
 
 Invariants:
 - an id is in `_jobs` exactly when it is listed under its model in `_models`; a deleted job is gone from both;
 - per model, `_models[model]` is in creation order (dicts keep insertion order), so newest first is `reversed`;
 - a rendered body is cached per (job, state) and never changes afterwards (image URIs need `image_base_url`,
-  which is set once, before any job exists).
+  which is set once, before any job exists);
+- a stuck job never ends, so it has no webhook scheduled and never has images.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import islice
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import trio
 
@@ -47,6 +50,17 @@ Clock = Callable[[], float]
 
 QUEUED_SHARE = 0.1  # the first tenth of a job's duration is spent `queued`
 ROUTES = ("create", "list", "get", "delete", "image")
+
+JobFate = Literal["fail", "stuck"]
+
+
+@runtime_checkable
+class JobFaultPlan(Protocol):
+    """A fault plan that also decides, once per created job, whether the job fails or gets stuck."""
+
+    def job_fate(self, key: str) -> JobFate | None:
+        """Return the fate of the job whose identity is `key` (its request and occurrence), or None."""
+        ...
 
 
 class ManualClock:
@@ -70,7 +84,7 @@ class EmulatorConfig:
     token: str | None = None  # the only bearer token accepted; None accepts any non-empty token
     speed: float = 1.0  # simulated generation runs this many times faster than Leap (inf: instant)
     fail_rate: float = 0.0  # the probability that a job ends `failed` instead of `finished`
-    seed: int = 0  # seeds every random decision (job fates, later: faults)
+    seed: int = 0  # seeds the job fates of `fail_rate` (a fault plan carries its own seed)
     default_page_size: int = 10
     max_page_size: int = 100  # a bigger pageSize is capped, not rejected
     max_dimension: int = 2048  # the largest width or height accepted (Leap documents none; images are rendered)
@@ -108,12 +122,13 @@ class Job:
     duration: float
     fails: bool
     webhook_url: str | None = None
+    stuck: bool = False  # stays queued forever (a fault)
     rendered: dict[InferenceState, dict[str, Any]] = field(default_factory=dict, repr=False)
 
     @property
     def ends(self) -> float:
-        """Return the clock time at which the job reaches its terminal state."""
-        return self.started + self.duration
+        """Return the clock time at which the job reaches its terminal state (inf for a stuck job)."""
+        return math.inf if self.stuck else self.started + self.duration
 
     @property
     def outcome(self) -> InferenceState:
@@ -122,6 +137,8 @@ class Job:
 
     def state_at(self, now: float) -> InferenceState:
         """Return the job's state at clock time `now`."""
+        if self.stuck:
+            return InferenceState.QUEUED
         if now >= self.ends:
             return self.outcome
         if now < self.started + self.duration * QUEUED_SHARE:
@@ -139,10 +156,13 @@ class Stats:
     image_requests_with_authorization: int = 0
     webhooks_delivered: int = 0
     webhooks_failed: int = 0
+    ambiguous_creates: int = 0  # jobs created whose 201 was lost, late or garbled by a fault
+    faults: Counter[str] = field(default_factory=Counter)  # every fault served, by name
+    report_faults: bool = False  # whether the snapshot carries the fault groups (only with a fault plan)
 
     def snapshot(self) -> dict[str, Any]:
         """Return the counters as a JSON-ready dict (one key per group, so new groups slot in)."""
-        return {
+        snapshot: dict[str, Any] = {
             "requests": {route: self.requests[route] for route in ROUTES},
             "jobs": {
                 "created": self.jobs_created,
@@ -152,6 +172,10 @@ class Stats:
             "image_requests_with_authorization": self.image_requests_with_authorization,
             "webhooks": {"delivered": self.webhooks_delivered, "failed": self.webhooks_failed},
         }
+        if self.report_faults:  # a faithful emulator's stats keep their shape
+            snapshot["ambiguous_creates"] = self.ambiguous_creates
+            snapshot["faults"] = {name: self.faults[name] for name in sorted(self.faults)}
+        return snapshot
 
 
 def image_path(inference_id: str, index: int) -> str:
@@ -170,7 +194,8 @@ class EmulatorState:
         self.config = config
         self.image_base_url = image_base_url.rstrip("/")
         self.clock: Clock = clock or trio.current_time
-        self.stats = Stats()
+        self.stats = Stats(report_faults=config.faults is not None)
+        self._job_faults = config.faults if isinstance(config.faults, JobFaultPlan) else None
         self._models: dict[str, dict[str, Job]] = {}
         self._jobs: dict[str, Job] = {}
         self._seen: Counter[str] = Counter()  # identical requests so far, so each draws its own fate
@@ -180,6 +205,7 @@ class EmulatorState:
 
     def create(self, model_id: str, request: dict[str, Any], *, webhook_url: str | None = None) -> Job:
         """Add a job for an already validated, defaults-filled request and return it."""
+        fails, stuck = self._fate(model_id, request)
         job = Job(
             id=str(uuid.uuid4()),
             model_id=model_id,
@@ -187,28 +213,36 @@ class EmulatorState:
             created_at=datetime.now(UTC),
             started=self.clock(),
             duration=self.config.duration(request["steps"], request["numberOfImages"]),
-            fails=self._fails(model_id, request),
+            fails=fails,
             webhook_url=webhook_url,
+            stuck=stuck,
         )
         self._models.setdefault(model_id, {})[job.id] = job
         self._jobs[job.id] = job
         self.stats.jobs_created += 1
-        if webhook_url is not None:
+        if webhook_url is not None and not stuck:
             self._sequence += 1
             heapq.heappush(self._webhooks, (job.ends, self._sequence, job.id))
             for listener in self._listeners:
                 listener()
         return job
 
-    def _fails(self, model_id: str, request: dict[str, Any]) -> bool:
-        if self.config.fail_rate <= 0.0:
-            return False
+    def _fate(self, model_id: str, request: dict[str, Any]) -> tuple[bool, bool]:
+        """Return whether a new job fails and whether it gets stuck, drawn from its identity (not its arrival)."""
+        plan = self._job_faults
+        if self.config.fail_rate <= 0.0 and plan is None:
+            return False, False
         text = json.dumps({"model": model_id, "request": request}, sort_keys=True, separators=(",", ":"))
         identity = hashlib.sha256(text.encode()).hexdigest()
-        occurrence = self._seen[identity]
+        key = f"{identity}:{self._seen[identity]}"
         self._seen[identity] += 1
         # A string seed is hashed with sha512 by `random`, so the draw is the same in every process.
-        return random.Random(f"{self.config.seed}:{identity}:{occurrence}").random() < self.config.fail_rate
+        rate = self.config.fail_rate
+        fails = rate > 0.0 and random.Random(f"{self.config.seed}:{key}").random() < rate
+        fate = plan.job_fate(key) if plan is not None else None
+        if fate is not None:
+            self.stats.faults[fate] += 1
+        return fails or fate == "fail", fate == "stuck"
 
     def get(self, model_id: str, inference_id: str) -> Job | None:
         """Return the model's job with this id, or None (also for another model's job)."""
