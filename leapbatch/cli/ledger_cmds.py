@@ -11,6 +11,7 @@ from pydantic import SecretStr
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from leapbatch import __version__
+from leapbatch.backoff import MAX_RETRY_AFTER
 from leapbatch.cleanup import DeleteOutcome, DeletePlan, plan_deletes, run_deletes
 from leapbatch.cli._api import retrying_client, settings_for_folder
 from leapbatch.cli._common import SubParsers, print_json, say
@@ -56,6 +57,7 @@ def register(sub: SubParsers) -> None:
     delete.add_argument(
         "--force", action="store_true", help="also delete jobs whose images are not verified on disk, or in flight"
     )
+    _retry_after_option(delete)
     delete.set_defaults(handler=handle_delete)
 
     verify = sub.add_parser(
@@ -70,7 +72,18 @@ def register(sub: SubParsers) -> None:
     verify.add_argument("out", metavar="OUT", help="the output folder of a run")
     verify.add_argument("--json", action="store_true", help="print one JSON object (shape: docs/cli.md)")
     verify.add_argument("--repair", action="store_true", help="fetch missing or damaged images again")
+    _retry_after_option(verify)
     verify.set_defaults(handler=handle_verify)
+
+
+def _retry_after_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--max-retry-after",
+        type=float,
+        default=MAX_RETRY_AFTER,
+        metavar="S",
+        help=f"longest wait a server's Retry-After is honoured for (default {MAX_RETRY_AFTER:g} s)",
+    )
 
 
 def _folder(text: str) -> Path:
@@ -134,7 +147,7 @@ def handle_delete(args: argparse.Namespace) -> int:
                 return EXIT_OK
             base_url, key = settings_for_folder(ledger.state)
             ledger.append(RunRecord(t=now(), command="delete", tool_version=__version__, base_url=base_url))
-            outcome = trio.run(_delete_all, ledger, plan, base_url, key)
+            outcome = trio.run(_delete_all, ledger, plan, base_url, key, args.max_retry_after)
         finally:
             ledger.close()
     say(f"deleted {outcome.deleted}, already gone {outcome.already_gone}, failed {len(outcome.errors)}")
@@ -143,13 +156,17 @@ def handle_delete(args: argparse.Namespace) -> int:
     return EXIT_SOME_FAILED if outcome.errors or plan.refused else EXIT_OK
 
 
-async def _delete_all(ledger: Ledger, plan: DeletePlan, base_url: str, key: SecretStr) -> DeleteOutcome:
+async def _delete_all(
+    ledger: Ledger, plan: DeletePlan, base_url: str, key: SecretStr, max_retry_after: float
+) -> DeleteOutcome:
     with Progress(
         TextColumn("deleting"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=False
     ) as progress:
         task = progress.add_task("delete", total=len(plan.targets))
         async with api_http(base_url, key) as http:
-            client = retrying_client(http, rps=API_RPS, burst=API_BURST, events=discard)
+            client = retrying_client(
+                http, rps=API_RPS, burst=API_BURST, events=discard, max_retry_after=max_retry_after
+            )
             return await run_deletes(client, ledger, plan.targets, on_done=lambda: progress.advance(task))
 
 
@@ -164,7 +181,7 @@ def handle_verify(args: argparse.Namespace) -> int:
                 problems, _ = verify_folder(out, ledger.state)
                 wanted = fetchable(ledger.state, problems)
                 if wanted:
-                    restored = trio.run(_refetch, out, ledger, wanted)
+                    restored = trio.run(_refetch, out, ledger, wanted, args.max_retry_after)
                 if problems:
                     rewrite_derived(out, ledger.state)
             finally:
@@ -181,8 +198,8 @@ def handle_verify(args: argparse.Namespace) -> int:
     return EXIT_OK if not problems else EXIT_SOME_FAILED
 
 
-async def _refetch(out: Path, ledger: Ledger, problems: list[Problem]) -> int:
+async def _refetch(out: Path, ledger: Ledger, problems: list[Problem], max_retry_after: float) -> int:
     base_url, key = settings_for_folder(ledger.state)
     async with api_http(base_url, key) as http, download_http() as downloads:
-        client = retrying_client(http, rps=API_RPS, burst=API_BURST, events=discard)
+        client = retrying_client(http, rps=API_RPS, burst=API_BURST, events=discard, max_retry_after=max_retry_after)
         return await refetch_images(out, ledger, problems, client=client, downloads=downloads)

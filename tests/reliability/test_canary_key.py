@@ -74,7 +74,7 @@ async def test_the_key_appears_nowhere_with_errors_on_every_route(
         done.append(await leapbatch("run", manifest, "--out", out, "--retry-failed", *fast, handle=handle))
     done.append(await leapbatch("status", out, "--json", handle=handle))
     done.append(await leapbatch("verify", out, "--json", handle=handle))
-    done.append(await leapbatch("delete", out, "--yes", "--include-failed", handle=handle))
+    done.append(await leapbatch("delete", out, "--yes", "--include-failed", "--max-retry-after", "1", handle=handle))
     refused = await leapbatch("delete", out, "--yes", "--force", handle=handle, key=CANARY + "-wrong")
     outputs = [stream for process in [*done, refused] for stream in (process.stdout, process.stderr)]
     assert 0 == done[-4].returncode, done[-4].stderr.decode()
