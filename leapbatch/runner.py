@@ -396,6 +396,7 @@ class Runner:
             attempts=attempts,
         )
         self._ledger.append(record)
+        self._store.discard_job(job.key)  # images an attempt verified before another failed are not the job's
         self.summary.failed += 1
         self.summary.failures[stage.value] = self.summary.failures.get(stage.value, 0) + 1
         self._emit(JobFailed(job.key, stage.value, reason))

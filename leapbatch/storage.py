@@ -105,6 +105,17 @@ class ImageStore:
         """Return the temporary path an image is downloaded to before it is verified."""
         return self._inside(f"{_stem(key, index)}{PART_SUFFIX}")
 
+    def discard_job(self, key: str) -> list[Path]:
+        """Remove every image file of job `key` (a job that did not finish owns no file); return what was removed."""
+        _stem(key, 0)  # validates the key: nothing but 64 hex digits reaches the pattern below
+        removed = []
+        if self.images.is_dir():
+            for path in sorted(self.images.glob(f"{key}-*")):
+                if path.is_file() or path.is_symlink():
+                    path.unlink(missing_ok=True)
+                    removed.append(path)
+        return removed
+
     def relative(self, path: Path) -> str:
         """Return `path` relative to the output folder, as a posix string (the form the ledger records)."""
         try:

@@ -91,4 +91,4 @@ async def test_random_kills_under_chaos_keep_every_invariant(tmp_path: Path, sta
     outputs += [final.stdout, final.stderr]
     assert final.returncode in (0, 1), final.stderr.decode()
     found = violations(out, jobs=JOBS, stats=handle.stats(), outputs=outputs, canary=CANARY, sandbox=tmp_path)
-    assert [] == found, f"seed {seed}"
+    assert [] == found, f"seed {seed}: " + "; ".join(found)

@@ -19,7 +19,7 @@ from leapbatch.emulator import API_ORIGIN, Emulator, EmulatorConfig
 from leapbatch.errors import ApiUnavailableError
 from leapbatch.events import Event, JobFailed, JobFinished, JobSubmitted
 from leapbatch.jobs import Job
-from leapbatch.ledger import Ledger
+from leapbatch.ledger import Ledger, read_ledger
 from leapbatch.ratelimit import AdaptiveLimiter, RequestGate
 from leapbatch.records import IntentRecord, Phase
 from leapbatch.retry import SafeRetry
@@ -262,3 +262,43 @@ async def test_a_refused_key_stops_the_batch_at_once(autojump_clock: trio.testin
         group = next((e for e in group.exceptions if isinstance(e, BaseExceptionGroup)), None)
     assert refused[0].message.startswith("the API key was refused (HTTP 401")
     assert 0 == emulator.stats()["jobs"]["created"]
+
+
+class SecondImageIsHtml(httpx.AsyncBaseTransport):
+    """The image host, except that image 1 of every job comes back as an HTML page."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/1.png"):
+            return httpx.Response(200, headers={"content-type": "text/html"}, content=b"<html>oops</html>")
+        return await self.inner.handle_async_request(request)
+
+
+async def test_a_job_that_fails_downloading_keeps_no_image(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """If one image of a job cannot be had, the job fails at `download` and none of its images stays on disk."""
+    emulator = Emulator(EmulatorConfig(speed=1.0))
+    jobs = make_jobs(3, images=2)
+    ledger = Ledger.open(tmp_path)
+    try:
+        async with (
+            api_http(API_ORIGIN, SecretStr("k"), transport=emulator.transport()) as http,
+            download_http(transport=SecondImageIsHtml(emulator.transport())) as downloads,
+        ):
+            runner = Runner(
+                client=LeapClient(http),
+                downloads=downloads,
+                ledger=ledger,
+                store=ImageStore(tmp_path),
+                limiter=AdaptiveLimiter(4),
+                options=RunOptions(),
+            )
+            summary = await runner.run(jobs)
+    finally:
+        ledger.close()
+    assert (0, 3) == (summary.finished, summary.failed)
+    assert {"download"} == {js.failure.stage.value for js in read_ledger(tmp_path).jobs.values() if js.failure}
+    assert [] == list((tmp_path / "images").iterdir())
