@@ -90,5 +90,10 @@ async def test_random_kills_under_chaos_keep_every_invariant(tmp_path: Path, sta
     final = await trio.run_process(cmd, env=env, capture_stdout=True, capture_stderr=True, check=False)
     outputs += [final.stdout, final.stderr]
     assert final.returncode in (0, 1), final.stderr.decode()
-    found = violations(out, jobs=JOBS, stats=handle.stats(), outputs=outputs, canary=CANARY, sandbox=tmp_path)
+    stats = handle.stats()
+    found = violations(out, jobs=JOBS, stats=stats, outputs=outputs, canary=CANARY, sandbox=tmp_path)
+    print(
+        f"campaign: {JOBS} jobs, {KILLS} kills, seed {seed}, {stats['jobs']['created']} created, "
+        f"{stats.get('ambiguous_creates', 0)} ambiguous creates, faults {stats.get('faults')}"
+    )
     assert [] == found, f"seed {seed}: " + "; ".join(found)
