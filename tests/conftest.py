@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import trio
+from cli_support import Cli
 
 from leapbatch.emulator import EmulatorConfig, EmulatorHandle, ManualClock, serve_emulator
 
@@ -44,3 +45,9 @@ async def start_emulator(nursery: trio.Nursery) -> StartEmulator:
 async def emulator_server(start_emulator: StartEmulator) -> EmulatorHandle:
     """Return a running emulator with fast jobs (speed 1000) that accepts any bearer token."""
     return await start_emulator()
+
+
+@pytest.fixture
+def cli() -> Cli:
+    """Return the CLI runner (see `Cli`)."""
+    return Cli()

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import trio
+from cli_support import Cli
 
 from leapbatch.emulator import EmulatorHandle
 from leapbatch.ledger import FolderLock, read_ledger
@@ -30,22 +29,9 @@ limits: {{requests_per_second: 200, burst: 50}}
 """
 
 
-def cli_env(handle: EmulatorHandle) -> dict[str, str]:
-    """Return an environment pointing the CLI at `handle`, with nothing inherited from Leap settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LEAP_", "LEAPBATCH_"))}
-    return env | {"LEAP_BASE_URL": handle.base_url, "LEAP_API_KEY": "test-key"}
-
-
 async def leapbatch(*args: str | Path, handle: EmulatorHandle) -> trio.CompletedProcess[bytes]:
-    """Run the CLI in a subprocess (stdin closed, so no terminal to confirm on)."""
-    return await trio.run_process(
-        [sys.executable, "-m", "leapbatch", *map(str, args)],
-        env=cli_env(handle),
-        capture_stdout=True,
-        capture_stderr=True,
-        stdin=b"",
-        check=False,
-    )
+    """Run the CLI against `handle` (stdin empty, so there is no terminal to confirm on)."""
+    return await Cli()(*args, env=Cli.env(handle))
 
 
 async def generated(tmp_path: Path, handle: EmulatorHandle, extra: str = "") -> Path:

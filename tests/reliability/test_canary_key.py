@@ -7,13 +7,12 @@ the image host's counter of requests that carried Authorization must be 0.
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 import trio
+from cli_support import Cli
 from invariants import violations
 
 from leapbatch.emulator import EmulatorConfig, EmulatorHandle
@@ -46,16 +45,7 @@ EVERY_ROUTE = {
 
 async def leapbatch(*args: str | Path, handle: EmulatorHandle, key: str = CANARY) -> trio.CompletedProcess[bytes]:
     """Run the CLI with the canary key against `handle`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LEAP_", "LEAPBATCH_"))}
-    env |= {"LEAP_BASE_URL": handle.base_url, "LEAP_API_KEY": key}
-    return await trio.run_process(
-        [sys.executable, "-m", "leapbatch", *map(str, args)],
-        env=env,
-        capture_stdout=True,
-        capture_stderr=True,
-        stdin=b"",
-        check=False,
-    )
+    return await Cli()(*args, env=Cli.env(handle, key=key))
 
 
 @pytest.mark.parametrize("seed", [1, 2])

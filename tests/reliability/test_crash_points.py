@@ -6,14 +6,13 @@ Each case kills a run at its n-th pass of the point, resumes until done, and che
 
 from __future__ import annotations
 
-import os
 import signal
-import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 import trio
+from cli_support import Cli
 from invariants import violations
 
 from leapbatch.crashpoints import POINTS
@@ -39,20 +38,12 @@ cleanup: {delete_remote: after_download}
 
 def env_for(handle: EmulatorHandle, crash: str | None = None) -> dict[str, str]:
     """Return the environment of a run against `handle` with the canary key, and a crash point if given."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LEAP_", "LEAPBATCH_"))}
-    env |= {"LEAP_BASE_URL": handle.base_url, "LEAP_API_KEY": CANARY}
-    return env | ({"LEAPBATCH_CRASH_AT": crash} if crash else {})
+    return Cli.env(handle, key=CANARY, **({"LEAPBATCH_CRASH_AT": crash} if crash else {}))
 
 
 async def run(manifest: Path, out: Path, env: dict[str, str]) -> trio.CompletedProcess[bytes]:
     """Run the manifest once in a subprocess."""
-    return await trio.run_process(
-        [sys.executable, "-m", "leapbatch", "run", str(manifest), "--out", str(out), "--plain", "--speed", "1000"],
-        env=env,
-        capture_stdout=True,
-        capture_stderr=True,
-        check=False,
-    )
+    return await Cli()("run", manifest, "--out", out, "--plain", "--speed", "1000", env=env)
 
 
 CASES = [f"{point}:{n}" for point in POINTS if point != "ledger-recovery" for n in (1, 4)]

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import trio
+from cli_support import Cli
 from invariants import violations
 
 from leapbatch.emulator import EmulatorConfig, EmulatorHandle
@@ -37,12 +38,6 @@ matrix:
   n: {{range: [1, {jobs}]}}
 limits: {{requests_per_second: 1000, burst: 200, max_in_flight: 16, job_timeout: 8}}
 """
-
-
-def env_for(handle: EmulatorHandle) -> dict[str, str]:
-    """Return the environment of a run against `handle`, with the canary as the key."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LEAP_", "LEAPBATCH_"))}
-    return env | {"LEAP_BASE_URL": handle.base_url, "LEAP_API_KEY": CANARY}
 
 
 def command(manifest: Path, out: Path) -> list[str]:
@@ -85,7 +80,7 @@ async def test_random_kills_under_chaos_keep_every_invariant(tmp_path: Path, sta
     manifest = tmp_path / "chaos.yaml"
     manifest.write_text(MANIFEST.format(jobs=JOBS))
     out = tmp_path / "out"
-    cmd, env = command(manifest, out), env_for(handle)
+    cmd, env = command(manifest, out), Cli.env(handle, key=CANARY)
     outputs = [await run_and_kill(cmd, env, rng.uniform(0.3, 2.5)) for _ in range(KILLS)]
     final = await trio.run_process(cmd, env=env, capture_stdout=True, capture_stderr=True, check=False)
     outputs += [final.stdout, final.stderr]

@@ -9,11 +9,15 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import trio
 
 from leapbatch.emulator import EmulatorConfig, EmulatorHandle
+
+if TYPE_CHECKING:
+    from cli_support import Cli
 from leapbatch.ledger import FolderLock, read_ledger
 from leapbatch.records import Phase
 
@@ -21,21 +25,6 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "manifests" / "example.yaml"
 EXAMPLE_JOBS = 12
 StartEmulator = Callable[..., Awaitable[EmulatorHandle]]
-
-
-def cli_env(handle: EmulatorHandle | None = None, **extra: str) -> dict[str, str]:
-    """Return the environment for a CLI subprocess: no inherited Leap settings, optionally pointed at `handle`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LEAP_", "LEAPBATCH_"))}
-    if handle is not None:
-        env |= {"LEAP_BASE_URL": handle.base_url, "LEAP_API_KEY": "test-key"}
-    return env | extra
-
-
-async def leapbatch(*args: str, env: dict[str, str]) -> trio.CompletedProcess[bytes]:
-    """Run `python -m leapbatch ARGS` without blocking the test's event loop (the emulator keeps serving)."""
-    return await trio.run_process(
-        [sys.executable, "-m", "leapbatch", *args], env=env, capture_stdout=True, capture_stderr=True, check=False
-    )
 
 
 def sha256(path: Path) -> str:
@@ -54,10 +43,10 @@ def assert_complete(out: Path, jobs: int) -> None:
     assert {"finished": jobs} == results["counts"]
 
 
-async def test_example_runs_locally_and_loads_as_a_dataset(tmp_path: Path) -> None:
+async def test_example_runs_locally_and_loads_as_a_dataset(cli: Cli, tmp_path: Path) -> None:
     """The Quick start command gives every image, each matching its ledger sha256, and a loadable dataset."""
     out = tmp_path / "example"
-    done = await leapbatch("run", "--local", str(EXAMPLE), "--out", str(out), env=cli_env())
+    done = await cli("run", "--local", str(EXAMPLE), "--out", str(out), env=cli.env())
     assert 0 == done.returncode, done.stderr.decode()
     assert b"Traceback" not in done.stderr
     assert b"done: 12 of 12 jobs finished, 12 images" in done.stderr
@@ -77,10 +66,10 @@ async def test_example_runs_locally_and_loads_as_a_dataset(tmp_path: Path) -> No
     assert EXAMPLE_JOBS == await trio.to_thread.run_sync(load)
 
 
-async def test_two_runs_give_byte_identical_images(tmp_path: Path) -> None:
+async def test_two_runs_give_byte_identical_images(cli: Cli, tmp_path: Path) -> None:
     """The same manifest run into two folders gives the same file names with the same bytes."""
     for name in ("a", "b"):
-        done = await leapbatch("run", "--local", str(EXAMPLE), "--out", str(tmp_path / name), env=cli_env())
+        done = await cli("run", "--local", str(EXAMPLE), "--out", str(tmp_path / name), env=cli.env())
         assert 0 == done.returncode, done.stderr.decode()
     first = {p.name: p.read_bytes() for p in (tmp_path / "a" / "images").iterdir()}
     second = {p.name: p.read_bytes() for p in (tmp_path / "b" / "images").iterdir()}
@@ -88,33 +77,33 @@ async def test_two_runs_give_byte_identical_images(tmp_path: Path) -> None:
     assert first == second
 
 
-async def test_without_a_key_the_error_mentions_local(tmp_path: Path) -> None:
+async def test_without_a_key_the_error_mentions_local(cli: Cli, tmp_path: Path) -> None:
     """Without LEAP_API_KEY and without --local: exit 2, one clear error that points at --local."""
-    done = await leapbatch("run", str(EXAMPLE), "--out", str(tmp_path / "o"), env=cli_env())
+    done = await cli("run", str(EXAMPLE), "--out", str(tmp_path / "o"), env=cli.env())
     assert 2 == done.returncode
     assert b"error: LEAP_API_KEY is not set" in done.stderr
     assert b"--local" in done.stderr
     assert b"Traceback" not in done.stderr
 
 
-async def test_a_locked_folder_exits_3_naming_it(tmp_path: Path) -> None:
+async def test_a_locked_folder_exits_3_naming_it(cli: Cli, tmp_path: Path) -> None:
     """A second runner on a folder in use exits 3 at once and names the folder."""
     out = tmp_path / "busy"
     with FolderLock(out):
-        done = await leapbatch("run", "--local", str(EXAMPLE), "--out", str(out), env=cli_env())
+        done = await cli("run", "--local", str(EXAMPLE), "--out", str(out), env=cli.env())
     assert 3 == done.returncode
     assert f"the output folder {out} is in use".encode() in done.stderr
 
 
-async def test_a_corrupt_ledger_exits_4_and_is_left_alone(tmp_path: Path) -> None:
+async def test_a_corrupt_ledger_exits_4_and_is_left_alone(cli: Cli, tmp_path: Path) -> None:
     """A bad record in the middle of the ledger stops the run with exit 4 and touches nothing."""
     out = tmp_path / "o"
-    assert 0 == (await leapbatch("run", "--local", str(EXAMPLE), "--out", str(out), env=cli_env())).returncode
+    assert 0 == (await cli("run", "--local", str(EXAMPLE), "--out", str(out), env=cli.env())).returncode
     ledger = out / "ledger.jsonl"
     lines = ledger.read_bytes().split(b"\n")
     lines[3] = b"{not json"
     ledger.write_bytes(b"\n".join(lines))
-    done = await leapbatch("run", "--local", str(EXAMPLE), "--out", str(out), env=cli_env())
+    done = await cli("run", "--local", str(EXAMPLE), "--out", str(out), env=cli.env())
     assert 4 == done.returncode
     assert f"error: {ledger}:4: not JSON".encode() in done.stderr
     assert b"\n".join(lines) == ledger.read_bytes()
@@ -130,12 +119,12 @@ async def wait_for_submitted(out: Path, count: int) -> None:
 
 
 async def test_ctrl_c_then_run_again_resumes_without_paying_twice(
-    tmp_path: Path, start_emulator: StartEmulator
+    cli: Cli, tmp_path: Path, start_emulator: StartEmulator
 ) -> None:
     """Ctrl-C part-way exits 130 with a consistent ledger; running again finishes with one create per job."""
     handle = await start_emulator(EmulatorConfig(speed=5.0))
     out = tmp_path / "o"
-    env = cli_env(handle)
+    env = cli.env(handle)
     process = await trio.lowlevel.open_process(
         [sys.executable, "-m", "leapbatch", "run", str(EXAMPLE), "--out", str(out), "--plain"],
         env=env,
@@ -155,7 +144,7 @@ async def test_ctrl_c_then_run_again_resumes_without_paying_twice(
     assert json.loads((out / "results.json").read_text())["jobs_total"] == EXAMPLE_JOBS
     assert handle.stats()["jobs"]["created"] < EXAMPLE_JOBS
 
-    again = await leapbatch("run", str(EXAMPLE), "--out", str(out), "--rps", "200", env=env)
+    again = await cli("run", str(EXAMPLE), "--out", str(out), "--rps", "200", env=env)
     assert 0 == again.returncode, again.stderr.decode()
     assert_complete(out, EXAMPLE_JOBS)
     assert EXAMPLE_JOBS == handle.stats()["jobs"]["created"]
@@ -163,29 +152,29 @@ async def test_ctrl_c_then_run_again_resumes_without_paying_twice(
 
 @pytest.mark.parametrize("point", ["after-intent:3", "after-create-sent:3", "before-submitted:3"])
 async def test_kill_between_intent_and_submitted_then_resume(
-    tmp_path: Path, start_emulator: StartEmulator, point: str
+    cli: Cli, tmp_path: Path, start_emulator: StartEmulator, point: str
 ) -> None:
     """SIGKILL between `intent` and `submitted`: the resume adopts the job if it exists, else creates it once."""
     handle = await start_emulator()
     out = tmp_path / "o"
     fast = ("--rps", "200", "--speed", "1000")
-    killed = await leapbatch(
-        "run", str(EXAMPLE), "--out", str(out), *fast, env=cli_env(handle, LEAPBATCH_CRASH_AT=point)
-    )
+    killed = await cli("run", str(EXAMPLE), "--out", str(out), *fast, env=cli.env(handle, LEAPBATCH_CRASH_AT=point))
     assert -signal.SIGKILL == killed.returncode
     orphans = [js for js in read_ledger(out).jobs.values() if js.phase is Phase.INTENT]
     assert 1 <= len(orphans)
-    again = await leapbatch("run", str(EXAMPLE), "--out", str(out), *fast, env=cli_env(handle))
+    again = await cli("run", str(EXAMPLE), "--out", str(out), *fast, env=cli.env(handle))
     assert 0 == again.returncode, again.stderr.decode()
     assert_complete(out, EXAMPLE_JOBS)
     assert EXAMPLE_JOBS == handle.stats()["jobs"]["created"]
 
 
-async def test_a_refused_key_exits_5_with_one_clear_line(tmp_path: Path, start_emulator: StartEmulator) -> None:
+async def test_a_refused_key_exits_5_with_one_clear_line(
+    cli: Cli, tmp_path: Path, start_emulator: StartEmulator
+) -> None:
     """A server that refuses the key stops the batch: exit 5, `the API key was refused`, no traceback, no key."""
     handle = await start_emulator(EmulatorConfig(token="the-right-one", speed=1000))
-    env = cli_env(handle) | {"LEAP_API_KEY": "sk-wrong-canary-key"}
-    done = await leapbatch("run", str(EXAMPLE), "--out", str(tmp_path / "o"), "--speed", "1000", env=env)
+    env = cli.env(handle, key="sk-wrong-canary-key")
+    done = await cli("run", str(EXAMPLE), "--out", str(tmp_path / "o"), "--speed", "1000", env=env)
     assert 5 == done.returncode
     assert b"error: the API key was refused (HTTP 401" in done.stderr
     assert b"hint: check LEAP_API_KEY" in done.stderr
