@@ -1,8 +1,9 @@
-"""Fixtures every test may use: local emulators on 127.0.0.1 port 0, and a clock moved by hand.
+"""Fixtures every test may use: local emulators on 127.0.0.1 port 0, a clock moved by hand, the CLI as a subprocess.
 
 `emulator_server` is a real emulator (API and image host on two free ports, webhooks running) served in the
 test's own nursery with jobs 1000 times faster than Leap; `start_emulator(config, **options)` starts another with
-any `EmulatorConfig` (options go to `serve_emulator`, e.g. `clock=`). Both stop when the test ends.
+any `EmulatorConfig` (options go to `serve_emulator`, e.g. `clock=`). Both stop when the test ends. `cli` runs
+`python -m leapbatch` (see `tests/cli_support.py`).
 """
 
 from __future__ import annotations
