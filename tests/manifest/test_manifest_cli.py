@@ -23,16 +23,18 @@ def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, 
     return code, out, err
 
 
-def test_plan_json_is_one_object_with_the_documented_shape(capsys: pytest.CaptureFixture[str]) -> None:
+def test_plan_json_is_one_object_with_the_documented_shape(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     """`plan --json` prints one JSON object with the documented keys, totals and estimates."""
-    code, out, err = run(["plan", "--json", str(ROOT / "manifests" / "include-exclude.yaml")], capsys)
+    manifest = str(ROOT / "manifests" / "include-exclude.yaml")
+    code, out, err = run(["plan", "--json", manifest, "--out", str(tmp_path)], capsys)
 
     plan = json.loads(out)
     assert (0, "") == (code, err)
     assert {
         "manifest", "name", "output_dir", "format", "jobs", "images", "combinations", "excluded", "included",
-        "duplicates", "sampled_out", "models", "axes", "estimate", "examples",
+        "duplicates", "sampled_out", "models", "axes", "estimate", "examples", "ledger",
     } == set(plan)  # fmt: skip
+    assert plan["ledger"] is None  # no ledger in that folder: nothing to compare with
     assert (11, 11, 12, 3, 2, 0, 0) == (
         plan["jobs"],
         plan["images"],
