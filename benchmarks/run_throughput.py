@@ -1,6 +1,7 @@
 """Measure `leapbatch run` against the emulator in a separate process: requests per job by route, and jobs/s.
 
     python benchmarks/run_throughput.py [--jobs 400] [--in-flight 100] [--speed inf] [--faults chaos]
+                                        [--max-retry-after 2] [--http-timeout 1]
 
 Each scenario starts `leapbatch emulator` (its own process, free ports), runs a manifest of N small jobs with
 `leapbatch run` (another process), and reads the emulator's counters. Figures are from one run on this machine;
@@ -55,7 +56,7 @@ def stats(base_url: str) -> dict[str, object]:
         return data
 
 
-def scenario(jobs: int, in_flight: int, speed: str, faults: list[str]) -> dict[str, object]:
+def scenario(jobs: int, in_flight: int, speed: str, faults: list[str], run_args: list[str]) -> dict[str, object]:
     """Run one scenario and return its figures."""
     emulator, base_url = start_emulator(speed, faults)
     try:
@@ -64,7 +65,7 @@ def scenario(jobs: int, in_flight: int, speed: str, faults: list[str]) -> dict[s
             manifest.write_text(MANIFEST.format(jobs=jobs, in_flight=in_flight))
             env = os.environ | {"LEAP_BASE_URL": base_url, "LEAP_API_KEY": "bench-key"}
             command = [sys.executable, "-m", "leapbatch", "run", str(manifest), "--out", f"{tmp}/out", "--quiet"]
-            command += ["--speed", speed, "--rps", "100000"]
+            command += ["--speed", speed, "--rps", "100000", *run_args]
             started = time.perf_counter()
             rounds = 0
             while True:  # under faults some jobs may fail: resume (with --retry-failed) until all are done
@@ -114,11 +115,16 @@ def main() -> None:
     parser.add_argument("--in-flight", type=int, default=100)
     parser.add_argument("--speed", default="inf", help="emulator speed (also told to the runner)")
     parser.add_argument("--faults", default="", help="emulator fault profile to compare with none (e.g. chaos)")
+    parser.add_argument("--max-retry-after", default="120", help="passed to the runs (Retry-After clamp, seconds)")
+    parser.add_argument("--http-timeout", default="30", help="passed to the runs (seconds)")
+    parser.add_argument("--job-timeout", default="60", help="passed to the runs (seconds; stuck jobs wait this long)")
     args = parser.parse_args()
-    base = scenario(args.jobs, args.in_flight, args.speed, [])
+    run_args = ["--max-retry-after", args.max_retry_after, "--http-timeout", args.http_timeout]
+    run_args += ["--job-timeout", args.job_timeout]
+    base = scenario(args.jobs, args.in_flight, args.speed, [], run_args)
     print(json.dumps(base))
     if args.faults:
-        faulty = scenario(args.jobs, args.in_flight, args.speed, ["--faults", args.faults])
+        faulty = scenario(args.jobs, args.in_flight, args.speed, ["--faults", args.faults], run_args)
         print(json.dumps(faulty))
         ratio = faulty["jobs_per_s"] / base["jobs_per_s"]  # type: ignore[operator]
         print(json.dumps({"jobs_per_s_ratio": round(ratio, 3), "faults": args.faults}))
