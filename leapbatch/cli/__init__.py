@@ -92,6 +92,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except OSError as exc:  # the file system said no (permissions, disk full, read-only): not a bug of ours
+        if debug:
+            raise
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
+        print(
+            "hint: check the path, its permissions and the free space; LEAPBATCH_DEBUG=1 shows details", file=sys.stderr
+        )
+        return EXIT_USAGE
     except BaseExceptionGroup as group:
         found = _first_expected(group)
         if debug or found is None:

@@ -180,3 +180,13 @@ async def test_a_refused_key_exits_5_with_one_clear_line(
     assert b"hint: check LEAP_API_KEY" in done.stderr
     assert b"Traceback" not in done.stderr
     assert b"sk-wrong-canary-key" not in done.stderr + (tmp_path / "o" / "ledger.jsonl").read_bytes()
+
+
+async def test_a_file_system_refusal_is_one_clear_line(cli: Cli, tmp_path: Path) -> None:
+    """An unusable output folder (here the ledger's path is a directory): exit 2, one line naming it, no traceback."""
+    out = tmp_path / "odd"
+    (out / "ledger.jsonl").mkdir(parents=True)
+    done = await cli("run", "--local", str(EXAMPLE), "--out", str(out), env=cli.env())
+    assert 2 == done.returncode
+    assert f"error: Is a directory: {out / 'ledger.jsonl'}".encode() in done.stderr
+    assert b"Traceback" not in done.stderr
