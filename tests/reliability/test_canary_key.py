@@ -68,11 +68,10 @@ async def test_the_key_appears_nowhere_with_errors_on_every_route(
     refused = await leapbatch("delete", out, "--yes", "--force", handle=handle, key=CANARY + "-wrong")
     outputs = [stream for process in [*done, refused] for stream in (process.stdout, process.stderr)]
     assert 0 == done[-4].returncode, done[-4].stderr.decode()
-    assert [] == [
-        v
-        for v in violations(out, jobs=JOBS, stats=handle.stats(), outputs=outputs, canary=CANARY, resubmitted=JOBS)
-        if "remote jobs created" not in v
-    ]
+    # --retry-failed may resubmit each job once per rerun: the bound on creates allows it.
+    resubmitted = JOBS * (len(done) - 4)
+    stats = handle.stats()
+    assert [] == violations(out, jobs=JOBS, stats=stats, outputs=outputs, canary=CANARY, resubmitted=resubmitted)
     assert 0 == handle.stats()["image_requests_with_authorization"]
 
 
