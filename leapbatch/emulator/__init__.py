@@ -6,7 +6,8 @@ Layers, each usable alone:
 state.py       EmulatorConfig, the job table, lifecycle, paging, webhook schedule, Stats   (clock injected)
 validation.py  create bodies and list queries -> effective values, or class-validator messages
 images.py      deterministic PNG rendering + LRU cache
-app.py         ApiApp and ImageApp (plain ASGI, lifespan handled), the FaultPlan seam; `Emulator` ties them up
+app.py         ApiApp and ImageApp (plain ASGI, lifespan handled), the FaultPlan seam
+inprocess.py   `Emulator` ties state and apps together; its transport() reaches them without sockets
 faults.py      seeded fault injection: fault kinds, profiles (none, flaky, chaos), `fault_plan(...)`
 webhooks.py    run_webhooks: the one background task that POSTs entities to webhookUrl when jobs end
 serve.py       serve_emulator: both apps on two ports with hypercorn-trio, plus webhooks -> EmulatorHandle
@@ -34,19 +35,10 @@ Served use::
     handle.base_url, handle.image_base_url
 """
 
-from leapbatch.emulator.app import (
-    API_ORIGIN,
-    IMAGE_ORIGIN,
-    ApiApp,
-    Emulator,
-    Fault,
-    FaultPlan,
-    ImageApp,
-    Reply,
-    Request,
-)
+from leapbatch.emulator.app import ApiApp, Fault, FaultPlan, ImageApp, Reply, Request
 from leapbatch.emulator.faults import FAULT_NAMES, PROFILES, InjectedFault, SeededFaultPlan, fault_plan
 from leapbatch.emulator.images import ImageCache, render_png
+from leapbatch.emulator.inprocess import API_ORIGIN, IMAGE_ORIGIN, Emulator
 from leapbatch.emulator.serve import EmulatorHandle, serve_emulator
 from leapbatch.emulator.state import (
     Clock,

@@ -15,10 +15,8 @@ hypercorn answers by closing the connection:
 - `length` above `len(body)`: the headers announce `length` bytes, `body` is sent, and the connection closes: the
   client sees a body cut short.
 
-`httpx.ASGITransport` cannot express either (it asserts that the response completed) and enforces no timeout, so
-`Emulator.transport()` wraps the apps: an unfinished response becomes the `httpx.RemoteProtocolError` a socket
-would give (raised, or from the body stream after the bytes that were sent), and `pause` (a fault's delay) raises
-`httpx.ReadTimeout` once the client's read timeout has passed, as a client over sockets would give up.
+`httpx.ASGITransport` cannot express either and enforces no timeout: `Emulator.transport()` (inprocess.py) wraps
+the apps so in-process clients meet the same httpx exceptions as over sockets.
 
 Both apps answer the `lifespan` scope (hypercorn-trio requires it) but keep no state in it: `httpx.ASGITransport`
 never sends lifespan events, so everything is built in `Emulator.__init__`.
@@ -30,19 +28,17 @@ import contextvars
 import hmac
 import json
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, Protocol
 from urllib.parse import unquote
 
-import httpx
 import trio
 
 from leapbatch.emulator.images import ImageCache
-from leapbatch.emulator.state import ROUTES, Clock, EmulatorConfig, EmulatorState
+from leapbatch.emulator.state import ROUTES, EmulatorState
 from leapbatch.emulator.validation import InvalidRequestError, parse_json, validate_create, validate_list_query
-from leapbatch.emulator.webhooks import run_webhooks
 from leapbatch.wire import API_PREFIX, ErrorBody, InferenceState
 
 Scope = Mapping[str, Any]
@@ -372,128 +368,3 @@ class ImageApp(_App):
         r = job.request
         data = await self.images.png(r["prompt"], r["seed"], r["width"], r["height"], int(request.params["index"]))
         return Reply(200, data, "image/png", (("cache-control", "public, max-age=31536000, immutable"),))
-
-
-API_ORIGIN = "http://api.leap-emulator.test"  # in-process origins: no DNS, only `Emulator.transport()` sees them
-IMAGE_ORIGIN = "http://images.leap-emulator.test"
-
-
-class _UnfinishedError(Exception):
-    """Raised through `httpx.ASGITransport` when an app ended mid-response: what it sent, to replay as a cut."""
-
-    def __init__(self, status: int | None, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
-        super().__init__(status)
-        self.status = status  # None: no final response started
-        self.headers = headers
-        self.body = body
-
-
-def _finishing(app: _App) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
-    """Wrap an app for `httpx.ASGITransport`: an unfinished response raises `_UnfinishedError` instead of asserting."""
-
-    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
-        status: int | None = None
-        headers: list[tuple[bytes, bytes]] = []
-        parts: list[bytes] = []
-        finished = False
-
-        async def watch(message: dict[str, Any]) -> None:
-            nonlocal status, headers, finished
-            if message["type"] == "http.response.start":
-                if message["status"] < 200:
-                    return  # an interim answer; ASGITransport would take it for the final one
-                status, headers = message["status"], list(message.get("headers", []))
-            elif message["type"] == "http.response.body":
-                parts.append(message.get("body", b""))
-                finished = not message.get("more_body", False)
-            await send(message)
-
-        await app(scope, receive, watch)
-        if not finished:
-            raise _UnfinishedError(status, headers, b"".join(parts))
-
-    return wrapped
-
-
-class _CutShort(httpx.AsyncByteStream):
-    """A response body that yields what was sent, then fails as h11 does when the peer closes early."""
-
-    def __init__(self, body: bytes, announced: str, request: httpx.Request) -> None:
-        self._body = body
-        self._announced = announced
-        self._request = request
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        """Yield the bytes that were sent, then raise `httpx.RemoteProtocolError`."""
-        if self._body:
-            yield self._body
-        raise httpx.RemoteProtocolError(
-            "peer closed connection without sending complete message body "
-            f"(received {len(self._body)} bytes, expected {self._announced})",
-            request=self._request,
-        )
-
-
-class _InProcessTransport(httpx.AsyncBaseTransport):
-    """Send requests for the image host to the image app, and every other request to the API app.
-
-    Broken connections and client timeouts, which `httpx.ASGITransport` cannot express, come out as the httpx
-    exceptions a real connection would raise (see the module docstring).
-    """
-
-    def __init__(self, emulator: Emulator) -> None:
-        self._emulator = emulator
-        self._api = httpx.ASGITransport(app=_finishing(emulator.api_app))
-        self._images = httpx.ASGITransport(app=_finishing(emulator.image_app))
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        """Route the request by host."""
-        to_images = request.url.host == httpx.URL(self._emulator.image_base_url).host
-        timeout = request.extensions.get("timeout", {}).get("read")
-        token = _CLIENT_READ_TIMEOUT.set(timeout)
-        try:
-            return await (self._images if to_images else self._api).handle_async_request(request)
-        except _UnfinishedError as cut:
-            if cut.status is None:
-                message = "Server disconnected without sending a response."  # h11's words, as over a socket
-                raise httpx.RemoteProtocolError(message, request=request) from None
-            announced = httpx.Headers(cut.headers).get("content-length", "more")
-            return httpx.Response(cut.status, headers=cut.headers, stream=_CutShort(cut.body, announced, request))
-        except _ClientGaveUpError:
-            raise httpx.ReadTimeout(f"no answer within the {timeout} s read timeout", request=request) from None
-        finally:
-            _CLIENT_READ_TIMEOUT.reset(token)
-
-
-class Emulator:
-    """One emulated Leap: its state, the API app and the image-host app, ready for in-process use.
-
-    Serve both apps over HTTP with `serve_emulator`, or talk to them in-process through `transport()`, which sends
-    requests for the image origin's host to `image_app` and all others to `api_app` (no lifespan needed).
-    """
-
-    def __init__(
-        self, config: EmulatorConfig | None = None, *, image_base_url: str = IMAGE_ORIGIN, clock: Clock | None = None
-    ) -> None:
-        self.config = config or EmulatorConfig()
-        self.state = EmulatorState(self.config, image_base_url=image_base_url, clock=clock)
-        self.images = ImageCache(self.config.image_cache_size)
-        self.api_app = ApiApp(self.state)
-        self.image_app = ImageApp(self.state, self.images)
-
-    @property
-    def image_base_url(self) -> str:
-        """Return the origin the image URIs point at."""
-        return self.state.image_base_url
-
-    def stats(self) -> dict[str, Any]:
-        """Return the counters, as `GET /_emulator/stats` serves them."""
-        return self.state.stats.snapshot()
-
-    def transport(self) -> httpx.AsyncBaseTransport:
-        """Return an httpx transport that reaches both apps in-process (base URL: `API_ORIGIN`)."""
-        return _InProcessTransport(self)
-
-    async def run_webhooks(self, client: httpx.AsyncClient | None = None) -> None:
-        """Deliver webhooks as jobs end, until cancelled (start it in a nursery; `serve_emulator` does)."""
-        await run_webhooks(self.state, client)

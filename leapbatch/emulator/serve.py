@@ -20,7 +20,7 @@ import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve
 
-from leapbatch.emulator.app import Emulator
+from leapbatch.emulator.inprocess import Emulator
 from leapbatch.emulator.state import Clock, EmulatorConfig
 
 
