@@ -17,9 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from leapbatch.wire import SPEC_DEFAULTS, CreateInferenceDto, InferenceEntity
+from leapbatch.wire import DEFAULT_NUMBER_OF_IMAGES, SPEC_DEFAULTS, CreateInferenceDto, InferenceEntity
 
-KEY_ALGORITHM = "sha256"
 FINGERPRINT_FIELDS = (
     "prompt",
     "negativePrompt",
@@ -96,7 +95,7 @@ class Job:
     @property
     def image_count(self) -> int:
         """Return how many images this job produces."""
-        return self.request.number_of_images or int(str(SPEC_DEFAULTS["numberOfImages"]))
+        return self.request.number_of_images or DEFAULT_NUMBER_OF_IMAGES
 
     @property
     def fingerprint(self) -> str:

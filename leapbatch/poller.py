@@ -74,7 +74,6 @@ class Poller:
         self._waiters: dict[str, _Waiter] = {}
         self._changed = trio.Event()
         self._last_sweep = -math.inf
-        self.requests = {"get": 0, "list": 0}
 
     async def wait(
         self, inference_id: str, *, created_at: datetime | None, expected: float, timeout: float
@@ -157,7 +156,6 @@ class Poller:
                 waiter.interval = min(waiter.interval * 1.5, MAX_INTERVAL)
 
     async def _find_one(self, waiter: _Waiter) -> None:
-        self.requests["get"] += 1
         try:
             entity = await self._client.find_one(self._model, waiter.inference_id)
         except AuthError:
@@ -174,7 +172,6 @@ class Poller:
         oldest = min((w.created for w in self._waiters.values() if w.created is not None), default=None)
         unknown_age = any(w.created is None for w in self._waiters.values())
         for page in range(1, MAX_SWEEP_PAGES + 1):
-            self.requests["list"] += 1
             try:
                 batch = await self._client.find_all(self._model, only_finished=True, page=page, page_size=PAGE_SIZE)
             except AuthError:

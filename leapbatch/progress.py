@@ -31,7 +31,6 @@ from leapbatch.events import (
     JobSubmitted,
     JobUnsettled,
     Notice,
-    RequestRetried,
     RunPlanned,
 )
 
@@ -48,7 +47,6 @@ class Counters:
     in_flight: int = 0
     images: int = 0
     images_total: int = 0
-    retries: int = 0
     done_at_start: int = 0
 
     def apply(self, event: Event) -> None:
@@ -67,8 +65,6 @@ class Counters:
             self.in_flight = max(self.in_flight - 1, 0)
         elif isinstance(event, JobUnsettled):
             self.in_flight = max(self.in_flight - 1, 0)
-        elif isinstance(event, RequestRetried):
-            self.retries += 1
 
     def line(self, elapsed: float) -> str:
         """Return a one-line summary for logs."""

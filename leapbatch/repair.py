@@ -16,20 +16,11 @@ import httpx
 
 from leapbatch import errors
 from leapbatch.client import LeapClient
-from leapbatch.jobs import Job
 from leapbatch.ledger import Ledger, now
 from leapbatch.records import FinishedRecord, ImageRecord, LedgerState
-from leapbatch.results import write_results
+from leapbatch.results import job_of, write_results
 from leapbatch.storage import ImageStore
 from leapbatch.verify import IMAGE_KINDS, Problem
-from leapbatch.wire import CreateInferenceDto
-
-
-def ledger_jobs(state: LedgerState) -> list[Job]:
-    """Return the jobs the ledger knows, rebuilt from their recorded requests."""
-    return [
-        Job(js.key, js.model, CreateInferenceDto.model_validate(js.request), js.variables) for js in state.jobs.values()
-    ]
 
 
 def fetchable(state: LedgerState, problems: Sequence[Problem]) -> list[Problem]:
@@ -84,4 +75,4 @@ async def refetch_images(
 
 def rewrite_derived(out_dir: Path, state: LedgerState) -> None:
     """Write `metadata.jsonl` and `results.json` again from the ledger."""
-    write_results(out_dir, ledger_jobs(state), state, name=out_dir.name)
+    write_results(out_dir, [job_of(js) for js in state.jobs.values()], state, name=out_dir.name)

@@ -33,19 +33,23 @@ def _snake_request(request: dict[str, Any]) -> dict[str, Any]:
     return dto.model_dump(exclude={"webhook_url"}, exclude_none=True)
 
 
-def _job_entry(key: str, state: JobState | None, job: Job | None) -> dict[str, Any]:
-    request = job.request.to_wire() if job is not None else (state.request if state else {})
+def job_of(state: JobState) -> Job:
+    """Return the job a ledger state records, rebuilt from its request as sent."""
+    return Job(state.key, state.model, CreateInferenceDto.model_validate(state.request), state.variables)
+
+
+def _job_entry(job: Job, state: JobState | None, *, in_manifest: bool) -> dict[str, Any]:
     entry: dict[str, Any] = {
-        "key": key,
-        "model": job.model_id if job is not None else (state.model if state else None),
-        "request": _snake_request(request),
-        "variables": dict(job.variables) if job is not None else (state.variables if state else {}),
+        "key": job.key,
+        "model": job.model_id,
+        "request": _snake_request(job.request.to_wire()),
+        "variables": dict(job.variables),
         "state": state.phase.value if state is not None else "pending",
         "inference_id": state.inference_id if state is not None else None,
         "remote_deleted": state.deleted if state is not None else False,
         "files": [image.path for image in state.images] if state is not None else [],
         "images": [image.model_dump() for image in state.images] if state is not None else [],
-        "in_manifest": job is not None,
+        "in_manifest": in_manifest,
     }
     if state is not None and state.failure is not None and state.phase is Phase.FAILED:
         failure = state.failure
@@ -56,8 +60,10 @@ def _job_entry(key: str, state: JobState | None, job: Job | None) -> dict[str, A
 def results_document(jobs: Sequence[Job], state: LedgerState, *, name: str) -> dict[str, Any]:
     """Return `results.json`: every job of the manifest (then ledger jobs the manifest dropped), with its outcome."""
     manifest_keys = {job.key for job in jobs}
-    entries = [_job_entry(job.key, state.jobs.get(job.key), job) for job in jobs]
-    entries += [_job_entry(key, js, None) for key, js in state.jobs.items() if key not in manifest_keys]
+    entries = [_job_entry(job, state.jobs.get(job.key), in_manifest=True) for job in jobs]
+    entries += [
+        _job_entry(job_of(js), js, in_manifest=False) for js in state.jobs.values() if js.key not in manifest_keys
+    ]
     counts: dict[str, int] = {}
     for entry in entries:
         if entry["in_manifest"]:

@@ -57,10 +57,10 @@ class ResumePlan:
         return len(self.by_action[action])
 
     @property
-    def to_run(self) -> list[Job]:
-        """Return the jobs this run works on, in manifest order."""
+    def to_run(self) -> list[tuple[Action, Job]]:
+        """Return the jobs this run works on with what each needs: jobs already submitted first, then new ones."""
         busy = (Action.POLL, Action.RECONCILE, Action.CREATE)
-        return [job for action in busy for job in self.by_action[action]]
+        return [(action, job) for action in busy for job in self.by_action[action]]
 
 
 def classify(jobs: Sequence[Job], state: LedgerState, *, retry_failed: bool = False) -> ResumePlan:

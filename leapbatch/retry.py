@@ -46,7 +46,7 @@ REFUSED_STATUSES = frozenset({429, 503})
 DEAD_HINT = "check the network and LEAP_BASE_URL, then run the same command again to resume"
 
 OnRetry = Callable[[str, str, int, float, errors.ApiError], None]
-Hook = Callable[[], None]
+Hook = Callable[[], object]  # the result is ignored
 
 
 def _status(exc: errors.ApiError) -> int | None:

@@ -50,12 +50,11 @@ from leapbatch.records import (
     FinishedRecord,
     ImageRecord,
     IntentRecord,
-    JobState,
     SubmittedRecord,
 )
-from leapbatch.resume import Action, action_for, classify
+from leapbatch.resume import Action, classify
 from leapbatch.storage import ImageStore, StoredImage
-from leapbatch.wire import SPEC_DEFAULTS, InferenceEntity, InferenceState, expected_generation_seconds
+from leapbatch.wire import DEFAULT_SIDE, InferenceEntity, InferenceState, expected_generation_seconds
 
 MAX_CREATE_ATTEMPTS = 3
 MAX_DOWNLOAD_ATTEMPTS = 4
@@ -83,7 +82,6 @@ class RunSummary:
     finished_before: int = 0  # already finished when the run started
     failed: int = 0
     images: int = 0
-    created: int = 0
     adopted: int = 0
     unsettled: int = 0  # jobs whose requests kept failing this run; the next run settles them
     failures: dict[str, int] = field(default_factory=dict)
@@ -173,10 +171,10 @@ class Runner:
                         known = state[job.key]
                         if known.remote_exists and known.inference_id is not None:
                             work.start_soon(self._delete, job, known.inference_id)
-                for job in plan.to_run:
+                for action, job in plan.to_run:
                     borrower = object()
                     await self._limiter.acquire(borrower)
-                    work.start_soon(self._job_task, job, borrower)
+                    work.start_soon(self._job_task, job, action, borrower)
             background.cancel_scope.cancel()
         return self.summary
 
@@ -189,9 +187,9 @@ class Runner:
             self._nursery.start_soon(poller.run)
         return poller
 
-    async def _job_task(self, job: Job, borrower: object) -> None:
+    async def _job_task(self, job: Job, action: Action, borrower: object) -> None:
         try:
-            await self._process(job)
+            await self._process(job, action)
         except errors.ApiError as exc:
             # Retries are spent on one job's request: its ledger state is safe to resume from, so the batch goes
             # on and the next run settles this job.
@@ -200,10 +198,9 @@ class Runner:
         finally:
             self._limiter.release(borrower)
 
-    async def _process(self, job: Job) -> None:
-        known = self._ledger.state.jobs.get(job.key)
+    async def _process(self, job: Job, action: Action) -> None:
         try:
-            inference_id, created_at = await self._ensure_submitted(job, known)
+            inference_id, created_at = await self._ensure_submitted(job, action)
         except _CreateFailedError as exc:
             self._fail(job, FailStage.CREATE, exc.reason, None, status=exc.status, attempts=exc.attempts)
             return
@@ -228,8 +225,8 @@ class Runner:
 
     # -- create, with write-ahead intent and reconciliation -------------------------------------------------------
 
-    async def _ensure_submitted(self, job: Job, known: JobState | None) -> tuple[str, datetime | None]:
-        action = action_for(known, retry_failed=self._options.retry_failed)
+    async def _ensure_submitted(self, job: Job, action: Action) -> tuple[str, datetime | None]:
+        known = self._ledger.state.jobs.get(job.key)
         if action is Action.POLL and known is not None and known.inference_id is not None:
             return known.inference_id, _parse_created(known.created_at)
         async with self._fingerprint_locks[(job.model_id, job.fingerprint)]:
@@ -277,7 +274,6 @@ class Runner:
             self._ledger.append(
                 SubmittedRecord(t=now(), key=job.key, inference_id=entity.id, created_at=_created_at(entity))
             )
-            self.summary.created += 1
             self._emit(JobSubmitted(job.key, entity.id, adopted=False))
             return entity.id, entity.created_at
         raise AssertionError("unreachable")  # pragma: no cover
@@ -321,10 +317,7 @@ class Runner:
     def _expected_size(self, job: Job) -> tuple[int, int]:
         # The legacy `upscaleBy` field's effect on image size is undocumented; the emulator keeps the requested
         # size, and so does the check.
-        defaults = SPEC_DEFAULTS
-        width = job.request.width or int(str(defaults["width"]))
-        height = job.request.height or int(str(defaults["height"]))
-        return width, height
+        return job.request.width or DEFAULT_SIDE, job.request.height or DEFAULT_SIDE
 
     async def _download(self, job: Job, index: int, uri: str) -> StoredImage:
         width, height = self._expected_size(job)

@@ -20,12 +20,15 @@ DEFAULT_BASE_URL = "https://api.tryleap.ai"
 API_PREFIX = "/api/v1/images/models"
 
 # What Leap fills in for a field the request leaves out (the spec's defaults, camelCase as on the wire).
+DEFAULT_STEPS = 50
+DEFAULT_SIDE = 1024  # width and height
+DEFAULT_NUMBER_OF_IMAGES = 1
 SPEC_DEFAULTS: dict[str, object] = {
     "negativePrompt": "asymmetric, watermarks",
-    "steps": 50,
-    "width": 1024,
-    "height": 1024,
-    "numberOfImages": 1,
+    "steps": DEFAULT_STEPS,
+    "width": DEFAULT_SIDE,
+    "height": DEFAULT_SIDE,
+    "numberOfImages": DEFAULT_NUMBER_OF_IMAGES,
     "promptStrength": 7,
     "seed": 4523184,
 }
@@ -41,8 +44,8 @@ def expected_generation_seconds(steps: int | None, number_of_images: int | None)
     Leap documents "4-20 seconds per image", growing with steps and number of images. The emulator simulates this
     (divided by its speed factor), `plan` estimates with it, and the runner schedules first polls with it.
     """
-    steps = int(str(SPEC_DEFAULTS["steps"])) if steps is None else steps
-    images = int(str(SPEC_DEFAULTS["numberOfImages"])) if number_of_images is None else number_of_images
+    steps = DEFAULT_STEPS if steps is None else steps
+    images = DEFAULT_NUMBER_OF_IMAGES if number_of_images is None else number_of_images
     share = min(max(steps, 1), STEPS_AT_MAX) / STEPS_AT_MAX
     return images * (SECONDS_PER_IMAGE_MIN + (SECONDS_PER_IMAGE_MAX - SECONDS_PER_IMAGE_MIN) * share)
 

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 from leapbatch import __version__
 from leapbatch.cli import emulator_cmd, ledger_cmds, manifest_cmds, run_cmd
-from leapbatch.cli._common import CommandModule, Handler
+from leapbatch.cli._common import CommandModule, Handler, leaf_exceptions
 from leapbatch.errors import EXIT_INTERRUPTED, EXIT_USAGE, LeapbatchError, ManifestError
 
 EPILOG = """\
@@ -59,17 +59,6 @@ def _print_error(exc: LeapbatchError) -> None:
         print(f"hint: {exc.hint}", file=sys.stderr)
 
 
-def _first_expected(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
-    for exc in group.exceptions:
-        if isinstance(exc, BaseExceptionGroup):
-            inner = _first_expected(exc)
-            if inner is not None:
-                return inner
-        elif isinstance(exc, LeapbatchError | KeyboardInterrupt):
-            return exc
-    return None
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit code."""
     logging.getLogger("httpx").setLevel(logging.WARNING)  # httpx logs full URLs at INFO
@@ -102,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return EXIT_USAGE
     except BaseExceptionGroup as group:
-        found = _first_expected(group)
+        found = next((e for e in leaf_exceptions(group) if isinstance(e, LeapbatchError | KeyboardInterrupt)), None)
         if debug or found is None:
             raise
         if isinstance(found, KeyboardInterrupt):

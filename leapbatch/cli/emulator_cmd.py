@@ -44,6 +44,9 @@ examples:
 docs: docs/emulator.md""".format(faults=textwrap.fill(", ".join(FAULT_NAMES), 110, subsequent_indent=" " * 8))
 
 
+DEFAULT_FAULT_DELAY = 2.0
+
+
 def register(sub: SubParsers) -> None:
     """Add the `emulator` subcommand."""
     parser = sub.add_parser(
@@ -104,7 +107,7 @@ def register(sub: SubParsers) -> None:
     parser.add_argument(
         "--fault-delay",
         type=float,
-        default=2.0,
+        default=DEFAULT_FAULT_DELAY,
         metavar="S",
         help="seconds the delay and image_slow faults wait before answering (default: %(default)s)",
     )
@@ -123,14 +126,23 @@ def _fault_rates(values: list[str]) -> dict[str, float]:
     return rates
 
 
+def emulated(
+    *, token: str | None, speed: float, fail_rate: float, seed: int, faults: str, fault: list[str], fault_delay: float
+) -> EmulatorConfig:
+    """Return the configuration of an emulator (for `emulator` and `run --local`), or raise `UsageError`."""
+    if not speed > 0:  # NaN fails this too
+        raise UsageError(f"--speed must be greater than 0, got {speed}", hint="use --speed inf for instant jobs")
+    if not 0.0 <= fail_rate <= 1.0:
+        raise UsageError(f"--fail-rate must be between 0 and 1, got {fail_rate}", hint="0.1 makes one job in ten fail")
+    try:
+        plan = fault_plan(faults, _fault_rates(fault), seed=seed, delay_seconds=fault_delay)
+    except ValueError as exc:
+        raise UsageError(str(exc), hint="`leapbatch emulator --help` lists the faults; rates go from 0 to 1") from None
+    return EmulatorConfig(token=token, speed=speed, fail_rate=fail_rate, seed=seed, faults=plan)
+
+
 def config_from(args: argparse.Namespace) -> EmulatorConfig:
     """Return the emulator configuration the options describe, or raise `UsageError`."""
-    if not args.speed > 0:  # NaN fails this too
-        raise UsageError(f"--speed must be greater than 0, got {args.speed}", hint="use --speed inf for instant jobs")
-    if not 0.0 <= args.fail_rate <= 1.0:
-        raise UsageError(
-            f"--fail-rate must be between 0 and 1, got {args.fail_rate}", hint="0.1 makes one job in ten fail"
-        )
     for flag, port in (("--port", args.port), ("--image-port", args.image_port)):
         if not 0 <= port <= 65535:
             raise UsageError(f"{flag} must be between 0 and 65535, got {port}", hint="0 picks a free port")
@@ -138,11 +150,15 @@ def config_from(args: argparse.Namespace) -> EmulatorConfig:
         raise UsageError(f"--port and --image-port are both {args.port}", hint="the image host needs its own port")
     if args.token is not None and not args.token.strip():
         raise UsageError("--token must not be empty", hint="leave it out to accept any token")
-    try:
-        faults = fault_plan(args.faults, _fault_rates(args.fault), seed=args.seed, delay_seconds=args.fault_delay)
-    except ValueError as exc:
-        raise UsageError(str(exc), hint="`leapbatch emulator --help` lists the faults; rates go from 0 to 1") from None
-    return EmulatorConfig(token=args.token, speed=args.speed, fail_rate=args.fail_rate, seed=args.seed, faults=faults)
+    return emulated(
+        token=args.token,
+        speed=args.speed,
+        fail_rate=args.fail_rate,
+        seed=args.seed,
+        faults=args.faults,
+        fault=args.fault,
+        fault_delay=args.fault_delay,
+    )
 
 
 def _announce(handle: EmulatorHandle, token: str | None) -> None:

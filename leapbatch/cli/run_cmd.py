@@ -15,10 +15,10 @@ from pydantic import SecretStr
 from leapbatch import __version__
 from leapbatch.backoff import MAX_RETRY_AFTER
 from leapbatch.cli._api import retrying_client
-from leapbatch.cli._common import SubParsers, say
+from leapbatch.cli._common import SubParsers, leaf_exceptions, say
+from leapbatch.cli.emulator_cmd import DEFAULT_FAULT_DELAY, emulated
 from leapbatch.client import Settings, api_http, download_http
 from leapbatch.emulator import EmulatorConfig, serve_emulator
-from leapbatch.emulator.faults import fault_plan
 from leapbatch.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, UsageError
 from leapbatch.expand import expand
 from leapbatch.jobs import Job
@@ -131,31 +131,19 @@ class _Target:
     emulator: EmulatorConfig | None = None
 
 
-def _fault_rates(pairs: list[str]) -> dict[str, float]:
-    rates: dict[str, float] = {}
-    for pair in pairs:
-        name, _, value = pair.partition("=")
-        try:
-            rates[name.strip()] = float(value)
-        except ValueError:
-            raise UsageError(f"--fault expects NAME=P, got {pair!r}", hint="e.g. --fault reset_after=0.1") from None
-    return rates
-
-
 def _target(args: argparse.Namespace) -> _Target:
     if args.local:
-        if not 0.0 <= args.fail_rate <= 1.0:
-            raise UsageError(f"--fail-rate must be between 0 and 1, got {args.fail_rate:g}")
-        try:
-            plan = fault_plan(args.faults, _fault_rates(args.fault), seed=args.seed)
-        except ValueError as exc:
-            raise UsageError(str(exc), hint="see docs/emulator.md for the profiles and fault names") from None
-        speed = args.speed or LOCAL_SPEED
         key = SecretStr(secrets.token_urlsafe(16))
-        config = EmulatorConfig(
-            token=key.get_secret_value(), speed=speed, fail_rate=args.fail_rate, seed=args.seed, faults=plan
+        config = emulated(
+            token=key.get_secret_value(),
+            speed=args.speed or LOCAL_SPEED,
+            fail_rate=args.fail_rate,
+            seed=args.seed,
+            faults=args.faults,
+            fault=args.fault,
+            fault_delay=DEFAULT_FAULT_DELAY,
         )
-        return _Target(None, key, speed, config)
+        return _Target(None, key, config.speed, config)
     if args.faults != "none" or args.fault:
         raise UsageError("--faults and --fault only apply to the local emulator", hint="add --local")
     settings = Settings.from_env()
@@ -209,7 +197,7 @@ def handle(args: argparse.Namespace) -> int:
                     progress,
                 )
         except BaseException as exc:
-            if not _is_interrupt(exc):
+            if not any(isinstance(e, KeyboardInterrupt) for e in leaf_exceptions(exc)):
                 raise
             say(f"interrupted: the ledger is consistent; run the same command again to resume ({out})")
             return EXIT_INTERRUPTED
@@ -284,14 +272,6 @@ async def _tick(progress: RunProgress) -> None:
     while True:
         await trio.sleep(1.0)
         progress.tick()
-
-
-def _is_interrupt(exc: BaseException) -> bool:
-    if isinstance(exc, KeyboardInterrupt):
-        return True
-    if isinstance(exc, BaseExceptionGroup):
-        return any(_is_interrupt(inner) for inner in exc.exceptions)
-    return False
 
 
 def _report(summary: RunSummary | None, out: Path, elapsed: float, *, local: bool) -> int:

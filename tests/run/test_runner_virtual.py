@@ -262,6 +262,7 @@ async def test_a_refused_key_stops_the_batch_at_once(autojump_clock: trio.testin
         group = next((e for e in group.exceptions if isinstance(e, BaseExceptionGroup)), None)
     assert refused[0].message.startswith("the API key was refused (HTTP 401")
     assert 0 == emulator.stats()["jobs"]["created"]
+    assert emulator.stats()["requests"]["create"] <= 2  # at most one per job slot: a 401 is never retried
 
 
 class SecondImageIsHtml(httpx.AsyncBaseTransport):
