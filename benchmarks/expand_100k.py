@@ -15,8 +15,8 @@ import time
 import tracemalloc
 from typing import Any
 
-from leapbatch.expand import expand
 from leapbatch.manifest import parse_manifest
+from leapbatch.manifest.expand import expand
 
 
 def manifest_text(*, derived_seeds: bool) -> str:

@@ -1,3 +1,21 @@
 """leapbatch: declarative, resumable image-dataset generation on Leap's image API."""
 
+# The layout is the pipeline; each room translates one vocabulary into the next, and imports only from the rooms
+# above it (tests/architecture keeps this true):
+#
+#   manifest.yaml --manifest/--> Job[] --run/--> ledger records + images --folder/--> results, metadata, status
+#                                           |
+#                                          api/ (Leap over HTTP)
+#
+#   errors, wire, jobs, events, crashpoints   leaves: no network, disk or clock; everything may import them
+#   manifest/   YAML file -> checked Manifest -> jobs, plan summaries (the only yaml importer)
+#   api/        Leap over HTTP: client, retry, backoff, rate limits, streamed downloads (httpx lives here)
+#   folder/     the output folder's on-disk contract: ledger, records + fold, images, atomic files, results,
+#               status, verify (no network)
+#   run/        jobs -> records + images: runner, submit, poller, resume, delete, repair (never sees a manifest)
+#   cli/        argv, printing, exit codes, progress display: the only place that prints or exits
+#   emulator/   the local Leap API (imports only wire and errors; only cli imports it)
+#
+# The stack: leaves < manifest, api, folder < run < cli.
+
 __version__ = "0.1.0"

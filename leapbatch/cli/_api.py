@@ -7,13 +7,13 @@ from collections.abc import Callable
 import httpx
 from pydantic import SecretStr
 
-from leapbatch.backoff import MAX_RETRY_AFTER
-from leapbatch.client import LeapClient, Settings
+from leapbatch.api.backoff import MAX_RETRY_AFTER
+from leapbatch.api.client import LeapClient, Settings
+from leapbatch.api.ratelimit import RequestGate
+from leapbatch.api.retry import SafeRetry
 from leapbatch.errors import UsageError
 from leapbatch.events import EventSink, RequestRetried
-from leapbatch.ratelimit import RequestGate
-from leapbatch.records import LedgerState
-from leapbatch.retry import SafeRetry
+from leapbatch.folder.records import LedgerState
 
 
 def settings_for_folder(state: LedgerState) -> tuple[str, SecretStr]:

@@ -11,18 +11,18 @@ from pydantic import SecretStr
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from leapbatch import __version__
-from leapbatch.backoff import MAX_RETRY_AFTER
-from leapbatch.cleanup import DeleteOutcome, DeletePlan, plan_deletes, run_deletes
+from leapbatch.api.backoff import MAX_RETRY_AFTER
+from leapbatch.api.client import api_http, download_http
 from leapbatch.cli._api import retrying_client, settings_for_folder
 from leapbatch.cli._common import SubParsers, print_json, say
-from leapbatch.client import api_http, download_http
 from leapbatch.errors import EXIT_OK, EXIT_SOME_FAILED, UsageError
 from leapbatch.events import discard
-from leapbatch.ledger import LEDGER_NAME, FolderLock, Ledger, now, read_ledger
-from leapbatch.records import RunRecord
-from leapbatch.repair import fetchable, refetch_images, rewrite_derived
-from leapbatch.status import folder_usage, status_lines, status_report
-from leapbatch.verify import Problem, verify_folder, verify_report
+from leapbatch.folder.ledger import LEDGER_NAME, FolderLock, Ledger, now, read_ledger
+from leapbatch.folder.records import RunRecord
+from leapbatch.folder.status import folder_usage, status_lines, status_report
+from leapbatch.folder.verify import Problem, verify_folder, verify_report
+from leapbatch.run.delete import DeleteOutcome, DeletePlan, plan_deletes, run_deletes
+from leapbatch.run.repair import fetchable, refetch_images, rewrite_derived
 
 API_RPS = 10.0
 API_BURST = 10

@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from leapbatch import plan as plans
 from leapbatch.cli._common import SubParsers, print_json
 from leapbatch.errors import ManifestError, Problem, UsageError
-from leapbatch.expand import Expansion, expand
-from leapbatch.ledger import LEDGER_NAME, read_ledger
+from leapbatch.folder.ledger import LEDGER_NAME, read_ledger
 from leapbatch.manifest import Manifest, json_schema, load_manifest
-from leapbatch.resume import classify, ledger_diff
-from leapbatch.template import printable
+from leapbatch.manifest import plan as plans
+from leapbatch.manifest.expand import Expansion, expand
+from leapbatch.manifest.template import printable
+from leapbatch.run.resume import classify, ledger_diff
 
 VALIDATE_HELP = """\
 Check manifests without running them: the YAML, every key and value, the templates, the matrix and the caps.

@@ -13,23 +13,23 @@ import trio
 from pydantic import SecretStr
 
 from leapbatch import __version__
-from leapbatch.backoff import MAX_RETRY_AFTER
+from leapbatch.api.backoff import MAX_RETRY_AFTER
+from leapbatch.api.client import Settings, api_http, download_http
+from leapbatch.api.ratelimit import AdaptiveLimiter
 from leapbatch.cli._api import retrying_client
 from leapbatch.cli._common import SubParsers, leaf_exceptions, say
 from leapbatch.cli.emulator_cmd import DEFAULT_FAULT_DELAY, emulated
-from leapbatch.client import Settings, api_http, download_http
+from leapbatch.cli.progress import RunProgress
 from leapbatch.emulator import EmulatorConfig, serve_emulator
 from leapbatch.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, UsageError
-from leapbatch.expand import expand
+from leapbatch.folder.ledger import FolderLock, Ledger, now
+from leapbatch.folder.records import RunRecord
+from leapbatch.folder.results import write_results
+from leapbatch.folder.storage import ImageStore, sweep_parts
 from leapbatch.jobs import Job
-from leapbatch.ledger import FolderLock, Ledger, now
 from leapbatch.manifest import Manifest, load_manifest
-from leapbatch.progress import RunProgress
-from leapbatch.ratelimit import AdaptiveLimiter
-from leapbatch.records import RunRecord
-from leapbatch.results import write_results
-from leapbatch.runner import Runner, RunOptions, RunSummary
-from leapbatch.storage import ImageStore, sweep_parts
+from leapbatch.manifest.expand import expand
+from leapbatch.run.runner import Runner, RunOptions, RunSummary
 
 LOCAL_SPEED = 50.0
 

@@ -60,8 +60,8 @@ def importers_of(library: str) -> set[str]:
 @pytest.mark.parametrize(
     ("library", "homes"),
     [
-        ("yaml", {"leapbatch.manifest", "leapbatch.manifest_yaml"}),
-        ("rich", {"leapbatch.progress", "leapbatch.cli.ledger_cmds", "leapbatch.cli.manifest_cmds"}),
+        ("yaml", {"leapbatch.manifest", "leapbatch.manifest.safe_yaml"}),
+        ("rich", {"leapbatch.cli.progress", "leapbatch.cli.ledger_cmds", "leapbatch.cli.manifest_cmds"}),
         ("hypercorn", {"leapbatch.emulator.serve"}),
     ],
 )

@@ -20,7 +20,7 @@ from hypercorn.config import Config
 from hypercorn.trio import serve
 from pydantic import SecretStr
 
-from leapbatch.client import LeapClient, api_http, download_http
+from leapbatch.api.client import LeapClient, api_http, download_http
 from leapbatch.emulator import API_ORIGIN, Clock, Emulator, EmulatorConfig, serve_emulator
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import trio
 
-from leapbatch.client import LeapClient, inferences_path
+from leapbatch.api.client import LeapClient, inferences_path
 from leapbatch.emulator import Emulator
 
 TOKEN = "test-token"

@@ -14,7 +14,7 @@ import trio
 from emulator_support import AUTH, FAST, MODEL, TOKEN, MakeTarget, Receiver, Target
 from PIL import Image
 
-from leapbatch.client import inferences_path
+from leapbatch.api.client import inferences_path
 from leapbatch.emulator import EmulatorConfig, ManualClock, image_path
 from leapbatch.errors import AuthError, BadRequestError, NotFoundError
 from leapbatch.wire import SPEC_DEFAULTS, CreateInferenceDto, InferenceState, expected_generation_seconds

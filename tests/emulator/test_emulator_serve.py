@@ -13,7 +13,7 @@ from emulator_support import network_transport
 from PIL import Image
 from pydantic import SecretStr
 
-from leapbatch.client import LeapClient, api_http, download_http
+from leapbatch.api.client import LeapClient, api_http, download_http
 from leapbatch.emulator import API_ORIGIN, Emulator, EmulatorConfig, EmulatorHandle, Reply, Request, serve_emulator
 from leapbatch.emulator.app import error_reply
 from leapbatch.wire import CreateInferenceDto, InferenceState

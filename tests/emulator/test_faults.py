@@ -17,8 +17,8 @@ import trio
 from emulator_support import MODEL, MakeTarget, Target
 
 from leapbatch import errors
+from leapbatch.api.client import LeapClient, inferences_path
 from leapbatch.cli import main
-from leapbatch.client import LeapClient, inferences_path
 from leapbatch.emulator import (
     API_ORIGIN,
     FAULT_NAMES,
@@ -32,7 +32,7 @@ from leapbatch.emulator import (
     fault_plan,
 )
 from leapbatch.emulator.faults import API_FAULTS, IMAGE_FAULTS, OVERSIZED_LENGTH
-from leapbatch.storage import ImageStore
+from leapbatch.folder.storage import ImageStore
 from leapbatch.wire import CreateInferenceDto, InferenceState
 
 FOX = CreateInferenceDto(prompt="a red fox", width=64, height=64)

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from leapbatch.errors import LedgerCorruptError, OutputLockedError
-from leapbatch.ledger import LEDGER_NAME, FolderLock, Ledger, parse_ledger, read_ledger
-from leapbatch.records import (
+from leapbatch.folder.ledger import LEDGER_NAME, FolderLock, Ledger, parse_ledger, read_ledger
+from leapbatch.folder.records import (
     FailedRecord,
     FailStage,
     FinishedRecord,
@@ -159,7 +159,7 @@ def test_a_second_process_cannot_take_the_lock(tmp_path: Path) -> None:
             textwrap.dedent(f"""
             import sys, time
             from pathlib import Path
-            from leapbatch.ledger import FolderLock
+            from leapbatch.folder.ledger import FolderLock
             FolderLock(Path({str(tmp_path)!r})).acquire()
             print("locked", flush=True)
             time.sleep(60)

@@ -10,8 +10,8 @@ import trio
 from cli_support import Cli
 
 from leapbatch.emulator import EmulatorHandle
-from leapbatch.ledger import FolderLock, read_ledger
-from leapbatch.records import Phase
+from leapbatch.folder.ledger import FolderLock, read_ledger
+from leapbatch.folder.records import Phase
 
 StartEmulator = Callable[..., Awaitable[EmulatorHandle]]
 JOBS = 4

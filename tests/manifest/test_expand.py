@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from leapbatch.errors import ManifestError
-from leapbatch.expand import Expansion, ModelTotals, derived_seed, expand, request_key
 from leapbatch.jobs import job_key
 from leapbatch.manifest import parse_manifest
+from leapbatch.manifest.expand import Expansion, ModelTotals, derived_seed, expand, request_key
 from leapbatch.wire import CreateInferenceDto
 
 MODEL = "m1"

@@ -11,9 +11,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from leapbatch.expand import Expansion, expand
 from leapbatch.jobs import canonical_json, job_key
 from leapbatch.manifest import parse_manifest
+from leapbatch.manifest.expand import Expansion, expand
 
 SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 NAMES = ["a", "b", "c", "d"]

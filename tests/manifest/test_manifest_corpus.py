@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from leapbatch.cli import main
-from leapbatch.manifest_yaml import MAX_BYTES
+from leapbatch.manifest.safe_yaml import MAX_BYTES
 
 ROOT = Path(__file__).resolve().parents[2]
 INVALID = sorted((ROOT / "tests" / "manifests" / "invalid").glob("*.yaml"))

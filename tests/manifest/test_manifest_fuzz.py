@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from leapbatch.errors import ManifestError, Problem
-from leapbatch.expand import expand
 from leapbatch.manifest import parse_manifest
+from leapbatch.manifest.expand import expand
 
 # LEAPBATCH_FUZZ_EXAMPLES=5000 runs a long campaign; CI keeps the default small.
 EXAMPLES = int(os.environ.get("LEAPBATCH_FUZZ_EXAMPLES", "100"))

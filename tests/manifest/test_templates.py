@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from leapbatch.template import TemplateError, names, parse, printable, render
+from leapbatch.manifest.template import TemplateError, names, parse, printable, render
 
 
 def test_render_replaces_each_name() -> None:

@@ -12,8 +12,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from leapbatch.ledger import read_ledger
-from leapbatch.records import Phase
+from leapbatch.folder.ledger import read_ledger
+from leapbatch.folder.records import Phase
 
 TOP_LEVEL = {"ledger.jsonl", "results.json", "metadata.jsonl", ".leapbatch.lock", "images"}
 IMAGE_NAME = re.compile(r"^[0-9a-f]{64}-\d+\.(png|jpg|webp)$")

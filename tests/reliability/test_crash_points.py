@@ -17,7 +17,7 @@ from invariants import violations
 
 from leapbatch.crashpoints import POINTS
 from leapbatch.emulator import EmulatorHandle
-from leapbatch.ledger import LEDGER_NAME
+from leapbatch.folder.ledger import LEDGER_NAME
 
 StartEmulator = Callable[..., Awaitable[EmulatorHandle]]
 CANARY = "sk-canary-3f9a1c7e0b2d4e6f"

@@ -26,17 +26,17 @@ import yaml
 from hostile_prompts import Hostile, hostile_prompts, twin_groups
 from pydantic import SecretStr
 
-from leapbatch.client import LeapClient, api_http, download_http
+from leapbatch.api.client import LeapClient, api_http, download_http
+from leapbatch.api.ratelimit import AdaptiveLimiter, RequestGate
+from leapbatch.api.retry import SafeRetry
 from leapbatch.emulator import EmulatorConfig, EmulatorHandle
+from leapbatch.folder.ledger import FolderLock, Ledger
+from leapbatch.folder.records import LedgerState, Phase
+from leapbatch.folder.results import write_results
+from leapbatch.folder.storage import ImageStore
 from leapbatch.jobs import Job
-from leapbatch.ledger import FolderLock, Ledger
 from leapbatch.manifest import MAX_TEXT
-from leapbatch.ratelimit import AdaptiveLimiter, RequestGate
-from leapbatch.records import LedgerState, Phase
-from leapbatch.results import write_results
-from leapbatch.retry import SafeRetry
-from leapbatch.runner import Runner, RunOptions, RunSummary
-from leapbatch.storage import ImageStore
+from leapbatch.run.runner import Runner, RunOptions, RunSummary
 from leapbatch.wire import CreateInferenceDto
 
 MODEL = "26a1a203-3a46-42cb-8cfa-f4de075907d8"

@@ -14,17 +14,17 @@ import pytest
 import trio
 from pydantic import SecretStr
 
-from leapbatch.client import LeapClient, api_http, download_http
+from leapbatch.api.client import LeapClient, api_http, download_http
+from leapbatch.api.ratelimit import AdaptiveLimiter, RequestGate
+from leapbatch.api.retry import SafeRetry
 from leapbatch.emulator import API_ORIGIN, Emulator, EmulatorConfig
 from leapbatch.errors import ApiUnavailableError
 from leapbatch.events import Event, JobFailed, JobFinished, JobSubmitted
+from leapbatch.folder.ledger import Ledger, read_ledger
+from leapbatch.folder.records import IntentRecord, Phase
+from leapbatch.folder.storage import ImageStore
 from leapbatch.jobs import Job
-from leapbatch.ledger import Ledger, read_ledger
-from leapbatch.ratelimit import AdaptiveLimiter, RequestGate
-from leapbatch.records import IntentRecord, Phase
-from leapbatch.retry import SafeRetry
-from leapbatch.runner import Runner, RunOptions, RunSummary
-from leapbatch.storage import ImageStore
+from leapbatch.run.runner import Runner, RunOptions, RunSummary
 from leapbatch.wire import CreateInferenceDto
 
 MODEL = "26a1a203-3a46-42cb-8cfa-f4de075907d8"

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from leapbatch.backoff import MAX_RETRY_AFTER, backoff_delay, parse_retry_after
+from leapbatch.api.backoff import MAX_RETRY_AFTER, backoff_delay, parse_retry_after
 
 NOW = datetime(2024, 1, 1, 12, 0, 0, tzinfo=UTC)
 

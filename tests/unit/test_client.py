@@ -12,7 +12,7 @@ import pytest
 from pydantic import SecretStr
 
 from leapbatch import errors
-from leapbatch.client import LeapClient, Settings, api_http, download_http, inferences_path
+from leapbatch.api.client import LeapClient, Settings, api_http, download_http, inferences_path
 from leapbatch.wire import DEFAULT_BASE_URL, CreateInferenceDto
 
 CANARY = "sk-canary-5b7e0c1d9a2f4e6b"

@@ -1,4 +1,4 @@
-"""Specs of `leapbatch.imagecheck`: magic bytes, media types and full decodes, without any network or disk."""
+"""Specs of `leapbatch.folder.imagecheck`: magic bytes, media types and full decodes, without any network or disk."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import zlib
 import pytest
 from PIL import Image
 
-from leapbatch.imagecheck import (
+from leapbatch.folder.imagecheck import (
     JPEG,
     MAX_PIXELS,
     PNG,

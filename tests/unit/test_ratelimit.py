@@ -12,7 +12,7 @@ import trio.testing
 from hypothesis import given
 from hypothesis import strategies as st
 
-from leapbatch.ratelimit import AdaptiveLimiter, AimdLimit, RequestGate, TokenBucket
+from leapbatch.api.ratelimit import AdaptiveLimiter, AimdLimit, RequestGate, TokenBucket
 
 # Float sums of virtual time drift by a few ulps; the bound is checked with this much slack, far below one interval.
 EPSILON = 1e-6

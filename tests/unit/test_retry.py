@@ -11,8 +11,8 @@ import trio.testing
 from pydantic import SecretStr
 
 from leapbatch import errors
-from leapbatch.client import LeapClient, api_http
-from leapbatch.retry import DEAD_HINT, RetryBudget, SafeRetry, should_retry
+from leapbatch.api.client import LeapClient, api_http
+from leapbatch.api.retry import DEAD_HINT, RetryBudget, SafeRetry, should_retry
 from leapbatch.wire import CreateInferenceDto
 
 PATH = "/api/v1/images/models/m/inferences"

@@ -1,4 +1,4 @@
-"""Specs of `leapbatch.storage`: verified downloads from a real local image host, safe paths, atomic files."""
+"""Specs of `leapbatch.folder.storage`: verified downloads from a real local image host, safe paths, atomic files."""
 
 from __future__ import annotations
 
@@ -20,9 +20,9 @@ import trio
 from PIL import Image
 
 from leapbatch import crashpoints
-from leapbatch.client import download_http
+from leapbatch.api.client import download_http
 from leapbatch.errors import DownloadError, UsageError
-from leapbatch.storage import (
+from leapbatch.folder.storage import (
     ImageInfo,
     ImageStore,
     StoredImage,

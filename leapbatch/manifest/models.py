@@ -26,11 +26,11 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
-from leapbatch import manifest_yaml
 from leapbatch.errors import Problem
 from leapbatch.jobs import Scalar
-from leapbatch.manifest_yaml import Loc, Locator
-from leapbatch.template import NAME_PATTERN, Template
+from leapbatch.manifest import safe_yaml as manifest_yaml
+from leapbatch.manifest.safe_yaml import Loc, Locator
+from leapbatch.manifest.template import NAME_PATTERN, Template
 from leapbatch.wire import Sampler, Upscale
 
 MAX_JOBS = 1_000_000

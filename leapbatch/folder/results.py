@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from leapbatch import __version__
+from leapbatch.folder.records import JobState, LedgerState, Phase
+from leapbatch.folder.storage import write_text_atomic
 from leapbatch.jobs import Job
-from leapbatch.records import JobState, LedgerState, Phase
-from leapbatch.storage import write_text_atomic
 from leapbatch.wire import CreateInferenceDto
 
 RESULTS_NAME = "results.json"

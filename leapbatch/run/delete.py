@@ -19,11 +19,11 @@ from typing import Literal
 import trio
 
 from leapbatch import errors
-from leapbatch.client import LeapClient
+from leapbatch.api.client import LeapClient
 from leapbatch.crashpoints import crashpoint
-from leapbatch.ledger import Ledger, now
-from leapbatch.records import DeletedRecord, LedgerState, Phase
-from leapbatch.verify import check_image
+from leapbatch.folder.ledger import Ledger, now
+from leapbatch.folder.records import DeletedRecord, LedgerState, Phase
+from leapbatch.folder.verify import check_image
 
 Outcome = Literal["deleted", "already_gone"]
 

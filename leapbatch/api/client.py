@@ -23,7 +23,7 @@ import trio
 from pydantic import SecretStr, ValidationError
 
 from leapbatch import errors
-from leapbatch.backoff import parse_retry_after
+from leapbatch.api.backoff import parse_retry_after
 from leapbatch.crashpoints import crashpoint
 from leapbatch.wire import API_PREFIX, DEFAULT_BASE_URL, CreateInferenceDto, ErrorBody, InferenceEntity
 
@@ -41,7 +41,7 @@ Attempt = Callable[[], Awaitable[httpx.Response]]
 
 
 class RetryPolicy(Protocol):
-    """Decide whether and when to send a request again (see `leapbatch.retry`)."""
+    """Decide whether and when to send a request again (see `leapbatch.api.retry`)."""
 
     async def run(self, method: str, path: str, attempt: Attempt) -> httpx.Response:
         """Call `attempt` until it succeeds or the policy gives up, re-raising the last error."""

@@ -12,9 +12,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from leapbatch.records import ImageRecord, JobState, LedgerState, Phase
-from leapbatch.results import METADATA_NAME, RESULTS_NAME, metadata_rows
-from leapbatch.storage import inspect_file
+from leapbatch.folder.records import ImageRecord, JobState, LedgerState, Phase
+from leapbatch.folder.results import METADATA_NAME, RESULTS_NAME, metadata_rows
+from leapbatch.folder.storage import inspect_file
 
 VERIFY_VERSION = 1
 IMAGE_KINDS = ("missing", "damaged")

@@ -20,10 +20,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from leapbatch import manifest_yaml
 from leapbatch.errors import ManifestError, Problem
 from leapbatch.jobs import Scalar
-from leapbatch.manifest_format import (
+from leapbatch.manifest import safe_yaml as manifest_yaml
+from leapbatch.manifest.models import (
     FIELD_TYPES,
     MAX_AXES,
     MAX_EXCLUDE,
@@ -37,9 +37,9 @@ from leapbatch.manifest_format import (
     ManifestSpec,
     error_hint,
 )
-from leapbatch.manifest_yaml import Loc, Locator
-from leapbatch.template import Template, TemplateError
-from leapbatch.template import parse as parse_template
+from leapbatch.manifest.safe_yaml import Loc, Locator
+from leapbatch.manifest.template import Template, TemplateError
+from leapbatch.manifest.template import parse as parse_template
 
 
 def check(spec: ManifestSpec, locator: Locator, source_sha256: str, source_path: Path | None) -> Manifest:

@@ -10,7 +10,7 @@ Invariants, for every output folder `root`:
   crash can leave one behind, and `sweep_parts` removes those when the next run starts (under the folder lock).
 - Names derive only from job keys (64 lower-case hex digits) and integer indexes, never from prompt text, and
   every path is resolved (symlinks followed) and refused unless it stays inside `root`.
-- Downloads use the caller's `httpx.AsyncClient` as it is (`leapbatch.client.download_http()`, which carries no
+- Downloads use the caller's `httpx.AsyncClient` as it is (`leapbatch.api.client.download_http()`, which carries no
   Authorization header); no header is ever added here.
 
 Blocking work. Chunks are written to the `.part` file from the event loop: a write of one network chunk lands in
@@ -42,7 +42,7 @@ import trio
 
 from leapbatch import crashpoints
 from leapbatch.errors import DownloadError, UsageError
-from leapbatch.imagecheck import (
+from leapbatch.folder.imagecheck import (
     CONTENT_TYPES,
     MAGIC_LENGTH,
     ImageError,

@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from leapbatch.crashpoints import crashpoint
 from leapbatch.errors import LedgerCorruptError, OutputLockedError, UsageError
-from leapbatch.records import FORMAT_VERSION, RECORD_ADAPTER, LedgerState, Record, apply, fold
+from leapbatch.folder.records import FORMAT_VERSION, RECORD_ADAPTER, LedgerState, Record, apply, fold
 
 LEDGER_NAME = "ledger.jsonl"
 LOCK_NAME = ".leapbatch.lock"

@@ -28,7 +28,7 @@ from typing import Any
 from leapbatch.errors import ManifestError, Problem
 from leapbatch.jobs import Job, Scalar, job_key
 from leapbatch.manifest import MAX_TEXT, Manifest
-from leapbatch.manifest_yaml import Loc
+from leapbatch.manifest.safe_yaml import Loc
 from leapbatch.wire import CreateInferenceDto
 
 SEED_MODULUS = 2**31

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from leapbatch.expand import Expansion
-from leapbatch.template import printable
+from leapbatch.manifest.expand import Expansion
+from leapbatch.manifest.template import printable
 from leapbatch.wire import expected_generation_seconds
 
 PLAN_FORMAT = 1

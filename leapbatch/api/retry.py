@@ -35,8 +35,8 @@ import httpx
 import trio
 
 from leapbatch import errors
-from leapbatch.backoff import MAX_RETRY_AFTER, backoff_delay
-from leapbatch.client import Attempt
+from leapbatch.api.backoff import MAX_RETRY_AFTER, backoff_delay
+from leapbatch.api.client import Attempt
 
 # RFC 9110 section 9.2.2: sending one of these twice has the same effect as sending it once.
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from leapbatch.folder.records import FailStage, JobState, LedgerState, Phase
 from leapbatch.jobs import Job
-from leapbatch.records import FailStage, JobState, LedgerState, Phase
 
 
 class Action(StrEnum):

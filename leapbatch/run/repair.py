@@ -15,12 +15,12 @@ from pathlib import Path
 import httpx
 
 from leapbatch import errors
-from leapbatch.client import LeapClient
-from leapbatch.ledger import Ledger, now
-from leapbatch.records import FinishedRecord, ImageRecord, LedgerState
-from leapbatch.results import job_of, write_results
-from leapbatch.storage import ImageStore
-from leapbatch.verify import IMAGE_KINDS, Problem
+from leapbatch.api.client import LeapClient
+from leapbatch.folder.ledger import Ledger, now
+from leapbatch.folder.records import FinishedRecord, ImageRecord, LedgerState
+from leapbatch.folder.results import job_of, write_results
+from leapbatch.folder.storage import ImageStore
+from leapbatch.folder.verify import IMAGE_KINDS, Problem
 
 
 def fetchable(state: LedgerState, problems: Sequence[Problem]) -> list[Problem]:

@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from leapbatch.errors import ManifestError, Problem
-from leapbatch.template import printable
+from leapbatch.manifest.template import printable
 
 MAX_BYTES = 1024 * 1024
 MAX_NODES = 200_000

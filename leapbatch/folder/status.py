@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from leapbatch.records import LedgerState, Phase
-from leapbatch.resume import Action, action_for
+from leapbatch.folder.records import LedgerState, Phase
+from leapbatch.run.resume import Action, action_for
 
 STATUS_VERSION = 1
 

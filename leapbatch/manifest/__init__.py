@@ -17,10 +17,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from leapbatch import manifest_yaml
 from leapbatch.errors import ManifestError, Problem, UsageError
-from leapbatch.manifest_check import check
-from leapbatch.manifest_format import (
+from leapbatch.manifest import safe_yaml as manifest_yaml
+from leapbatch.manifest.check import check
+from leapbatch.manifest.models import (
     MAX_AXES,
     MAX_EXCLUDE,
     MAX_JOBS,
@@ -39,7 +39,7 @@ from leapbatch.manifest_format import (
     error_hint,
     json_schema,
 )
-from leapbatch.manifest_yaml import Loc, Locator
+from leapbatch.manifest.safe_yaml import Loc, Locator
 
 __all__ = [
     "MAX_AXES",

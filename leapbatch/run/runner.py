@@ -7,7 +7,7 @@ image store, job-slot limiter, event sink) so tests can drive it. Its rules, fro
   malformed answer) or an intent left by a crash is matched by request fingerprint among the model's jobs created
   after the intent, and adopted; a new create is sent only if none matches. Jobs with the same fingerprint never
   have creates in flight at the same time (a lock per fingerprint), and ids other jobs own are never adopted.
-- **Resume is running again:** see `leapbatch.resume`.
+- **Resume is running again:** see `leapbatch.run.resume`.
 - **Jobs in flight** are bounded by the `AdaptiveLimiter`; every API request passes the client's token bucket.
 - A job past `job_timeout` is deleted remotely and recorded as failed (timeout).
 """
@@ -25,9 +25,9 @@ import httpx
 import trio
 
 from leapbatch import errors
-from leapbatch.backoff import backoff_delay
-from leapbatch.cleanup import Target, delete_remote
-from leapbatch.client import DEFAULT_MAX_CONNECTIONS, LeapClient
+from leapbatch.api.backoff import backoff_delay
+from leapbatch.api.client import DEFAULT_MAX_CONNECTIONS, LeapClient
+from leapbatch.api.ratelimit import AdaptiveLimiter
 from leapbatch.crashpoints import crashpoint
 from leapbatch.events import (
     EventSink,
@@ -40,11 +40,8 @@ from leapbatch.events import (
     RunPlanned,
     discard,
 )
-from leapbatch.jobs import Job, entity_fingerprint
-from leapbatch.ledger import Ledger, now
-from leapbatch.poller import JobVanishedError, Poller, expected_seconds
-from leapbatch.ratelimit import AdaptiveLimiter
-from leapbatch.records import (
+from leapbatch.folder.ledger import Ledger, now
+from leapbatch.folder.records import (
     FailedRecord,
     FailStage,
     FinishedRecord,
@@ -52,8 +49,11 @@ from leapbatch.records import (
     IntentRecord,
     SubmittedRecord,
 )
-from leapbatch.resume import Action, classify
-from leapbatch.storage import ImageStore, StoredImage
+from leapbatch.folder.storage import ImageStore, StoredImage
+from leapbatch.jobs import Job, entity_fingerprint
+from leapbatch.run.delete import Target, delete_remote
+from leapbatch.run.poller import JobVanishedError, Poller, expected_seconds
+from leapbatch.run.resume import Action, classify
 from leapbatch.wire import DEFAULT_SIDE, InferenceEntity, InferenceState, expected_generation_seconds
 
 MAX_CREATE_ATTEMPTS = 3

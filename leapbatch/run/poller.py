@@ -21,7 +21,7 @@ from datetime import datetime
 
 import trio
 
-from leapbatch.client import LeapClient
+from leapbatch.api.client import LeapClient
 from leapbatch.errors import ApiError, AuthError, NotFoundError
 from leapbatch.wire import InferenceEntity
 

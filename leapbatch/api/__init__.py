@@ -1,0 +1,1 @@
+"""Leap over HTTP."""

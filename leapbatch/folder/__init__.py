@@ -1,0 +1,1 @@
+"""The output folder's on-disk contract."""
