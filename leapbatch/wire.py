@@ -2,7 +2,7 @@
 
 Python names are snake_case; on the wire they are camelCase (`model_dump(by_alias=True)` / `to_wire()`).
 Requests are built strictly by leapbatch; responses are parsed leniently, as Leap's real responses demand
-(`../shared/reference/leap-api-facts.md`): unknown keys are ignored, `state` falls back to `status`, timestamps come
+(`docs/leap-api-facts.md`): unknown keys are ignored, `state` falls back to `status`, timestamps come
 in three styles, and numbers may arrive as ints or floats (integral floats are read as ints).
 """
 

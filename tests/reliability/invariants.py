@@ -1,4 +1,4 @@
-"""The invariants of RELIABILITY.md, checked after every campaign against the ledger, the files and the emulator.
+"""The invariants of docs/reliability.md, checked after every campaign against the ledger, the files and the emulator.
 
 `violations(...)` returns a list of human-readable violations (empty when all hold), so a failing campaign says
 exactly what broke. It is imported by the campaign tests in this folder.
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from leapbatch.folder.ledger import read_ledger
-from leapbatch.folder.records import Phase
+from leapbatch.folder.state import Phase
 
 TOP_LEVEL = {"ledger.jsonl", "results.json", "metadata.jsonl", ".leapbatch.lock", "images"}
 IMAGE_NAME = re.compile(r"^[0-9a-f]{64}-\d+\.(png|jpg|webp)$")
