@@ -9,16 +9,18 @@ LeapbatchError                      exit_code  raised when
 ├── ManifestError                       2      a manifest fails to load or validate (carries every Problem)
 ├── OutputLockedError                   3      another runner holds the output folder's lock
 ├── LedgerCorruptError                  4      the ledger has a bad record before its last line
-├── ApiUnavailableError                 5      the API refused the key, or stayed unreachable past the retries
-├── DownloadError                       -      one image download failed or did not verify (`retriable` says
-│                                              whether fetching it again may help)
+├── ApiUnavailableError                 5      the API stayed unreachable past the retries
+│   └── KeyRefusedError                 5      the API answered 401/403 to any call: the key is wrong or revoked
+├── DownloadError                       -      one image download failed or did not verify (`failure` says why,
+│                                              and `DOWNLOAD_RETRIABLE` whether fetching it again may help)
 └── ApiError                            5      one API call failed (the runner decides what it means for a job)
     ├── TransportError                          no HTTP response: connect, timeout, reset, protocol error
     │   └── ConnectError                        the request provably never reached the server
     ├── MalformedResponseError                  a response arrived but its body is not what the API promises
     └── HTTPStatusError                         the server answered with a non-2xx status
         ├── BadRequestError          400        validation failed; `messages` lists every problem
-        ├── AuthError                401/403    the key is missing, wrong or revoked
+        ├── AuthError                401/403    the key is missing, wrong or revoked (the client raises
+        │                                       KeyRefusedError in its place, on every call)
         ├── NotFoundError            404        no such model or inference (on delete: already gone)
         ├── RateLimitedError         429        too many requests; `retry_after` holds the server's wish
         └── ServerError              5xx        the server failed (or a proxy in front of it)
@@ -31,6 +33,7 @@ them, and the key lives in a header.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 EXIT_OK = 0
 EXIT_SOME_FAILED = 1
@@ -106,15 +109,74 @@ class ApiUnavailableError(LeapbatchError):
     exit_code = EXIT_API_UNAVAILABLE
 
 
+class KeyRefusedError(ApiUnavailableError):
+    """Raised in place of `AuthError` by the API client: the key was refused, so no call of the batch can work."""
+
+    def __init__(self, cause: AuthError) -> None:
+        super().__init__(
+            f"the API key was refused ({cause.message})",
+            hint="check LEAP_API_KEY (and LEAP_BASE_URL); nothing was lost: run the same command again to resume",
+        )
+        self.status = cause.status
+
+
+class DownloadFailure(StrEnum):
+    """Why one image download failed."""
+
+    STATUS = "status"  # the image host answered a status other than 200 (see `download_retriable`)
+    CONNECTION = "connection"  # no response, or the connection broke before the body began
+    TIMEOUT = "timeout"  # no answer, or no next bytes, in time
+    CUT_SHORT = "cut_short"  # the body ended (or broke) before its declared length
+    ENCODING = "encoding"  # the body's content encoding is broken
+    UNDECODABLE = "undecodable"  # complete bytes of the right type that do not decode
+    BAD_URL = "bad_url"  # the URI cannot be fetched (scheme, syntax, redirect loop)
+    NOT_AN_IMAGE = "not_an_image"  # the Content-Type is not an image type we accept
+    BAD_BYTES = "bad_bytes"  # empty, not PNG/JPEG/WebP magic, or magic that disagrees with the Content-Type
+    TOO_BIG = "too_big"  # announced or streamed past the byte cap
+    WRONG_SIZE = "wrong_size"  # decodes, but not to the requested width and height
+
+
+# Worth fetching the same URI again (within the caller's budget)? Yes when the failure is one of the network's or
+# of a host still catching up; no when the host would serve the same bytes again.
+DOWNLOAD_RETRIABLE: dict[DownloadFailure, bool] = {
+    DownloadFailure.CONNECTION: True,
+    DownloadFailure.TIMEOUT: True,
+    DownloadFailure.CUT_SHORT: True,
+    DownloadFailure.ENCODING: True,
+    # A partially propagated object looks exactly like this, and one more GET is cheap next to a lost paid image.
+    DownloadFailure.UNDECODABLE: True,
+    DownloadFailure.BAD_URL: False,
+    DownloadFailure.NOT_AN_IMAGE: False,
+    DownloadFailure.BAD_BYTES: False,
+    DownloadFailure.TOO_BIG: False,
+    DownloadFailure.WRONG_SIZE: False,
+}
+# 403/404: an image host or CDN that has not caught up with a just-finished job; 408/425/429: come back later.
+RETRIABLE_IMAGE_STATUSES = frozenset({403, 404, 408, 425, 429})
+
+
+def download_retriable(failure: DownloadFailure, status: int | None = None) -> bool:
+    """Return whether a download that failed this way may succeed if sent again."""
+    if failure is DownloadFailure.STATUS:
+        return status is not None and (status >= 500 or status in RETRIABLE_IMAGE_STATUSES)
+    return DOWNLOAD_RETRIABLE[failure]
+
+
 class DownloadError(LeapbatchError):
     """Raised when an image download fails or its bytes do not verify; nothing is left at the final path."""
 
     exit_code = EXIT_SOME_FAILED
 
-    def __init__(self, message: str, *, uri: str, retriable: bool) -> None:
+    def __init__(self, message: str, *, uri: str, failure: DownloadFailure, status: int | None = None) -> None:
         super().__init__(message)
         self.uri = uri
-        self.retriable = retriable
+        self.failure = failure
+        self.status = status
+
+    @property
+    def retriable(self) -> bool:
+        """Return whether fetching the same URI again may help."""
+        return download_retriable(self.failure, self.status)
 
 
 class ApiError(LeapbatchError):

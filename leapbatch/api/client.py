@@ -5,8 +5,11 @@ exception tree of `leapbatch.errors`: a message with the status, the server's me
 and never the key (it lives only in the `Authorization` header of the API client built by `api_http`).
 
 Every request goes through one seam, `LeapClient._send`: an optional `gate` is awaited first (the runner's token
-bucket), then the request is sent through the `RetryPolicy` (by default: one attempt). Image downloads never use
-this client: `download_http` builds a second client that has no Authorization header.
+bucket), then the request is sent and its answer parsed through the `RetryPolicy` (by default: one attempt), so a
+garbled body is a failure the policy sees. It is also the one place where httpx's exceptions become leapbatch's
+(`leapbatch.api.transport`) and where a 401/403 becomes `KeyRefusedError`, whatever the call: every path (create,
+poll, sweep, list, delete, repair) stops the batch with the same message. Image downloads never use this client:
+`download_http` builds a second client that has no Authorization header.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from pydantic import SecretStr, ValidationError
 
 from leapbatch import errors
 from leapbatch.api.backoff import parse_retry_after
+from leapbatch.api.transport import HTTPX_FAILURES, Translated, TransportFailure, translate
 from leapbatch.crashpoints import crashpoint
 from leapbatch.wire import API_PREFIX, DEFAULT_BASE_URL, CreateInferenceDto, ErrorBody, InferenceEntity
 
@@ -37,13 +41,12 @@ DEFAULT_MAX_CONNECTIONS = 16
 
 T = TypeVar("T")
 Gate = Callable[[], Awaitable[None]]
-Attempt = Callable[[], Awaitable[httpx.Response]]
 
 
 class RetryPolicy(Protocol):
     """Decide whether and when to send a request again (see `leapbatch.api.retry`)."""
 
-    async def run(self, method: str, path: str, attempt: Attempt) -> httpx.Response:
+    async def run(self, method: str, path: str, attempt: Callable[[], Awaitable[T]]) -> T:
         """Call `attempt` until it succeeds or the policy gives up, re-raising the last error."""
         ...
 
@@ -51,7 +54,7 @@ class RetryPolicy(Protocol):
 class SingleAttempt:
     """The policy that never retries."""
 
-    async def run(self, method: str, path: str, attempt: Attempt) -> httpx.Response:
+    async def run(self, method: str, path: str, attempt: Callable[[], Awaitable[T]]) -> T:
         """Call `attempt` once."""
         return await attempt()
 
@@ -124,6 +127,20 @@ def inferences_path(model_id: str, inference_id: str | None = None) -> str:
             raise ValueError(f"not a usable id in a path: {part!r}")
     base = f"{API_PREFIX}/{quote(model_id, safe='')}/inferences"
     return base if inference_id is None else f"{base}/{quote(inference_id, safe='')}"
+
+
+def _transport_error(translated: Translated, method: str, path: str) -> errors.TransportError:
+    if translated.failure is TransportFailure.CONNECT:
+        return errors.ConnectError(
+            f"could not connect for {method} {path}: {translated.name}", method=method, path=path
+        )
+    if translated.failure is TransportFailure.TIMEOUT:
+        return errors.TransportError(
+            f"no answer in time for {method} {path}: {translated.name}", method=method, path=path
+        )
+    return errors.TransportError(
+        f"connection failed during {method} {path}: {translated.name}", method=method, path=path
+    )
 
 
 def _server_messages(response: httpx.Response) -> list[str]:
@@ -210,39 +227,21 @@ class LeapClient:
         params: Mapping[str, str | int] | None = None,
         parse: Callable[[httpx.Response], T],
     ) -> T:
-        parsed: list[T] = []
-
-        async def attempt() -> httpx.Response:
+        async def attempt() -> T:
             if self._gate is not None:
                 await self._gate()
             try:
                 async with self._slots:
                     response = await self._http.request(method, path, json=body, params=params)
-            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-                raise errors.ConnectError(
-                    f"could not connect for {method} {path}: {exc.__class__.__name__}",
-                    method=method,
-                    path=path,
-                ) from None
-            except httpx.TimeoutException as exc:
-                raise errors.TransportError(
-                    f"no answer in time for {method} {path}: {exc.__class__.__name__}",
-                    method=method,
-                    path=path,
-                ) from None
-            except httpx.RequestError as exc:  # DecodingError too: a body that fails to decompress
-                raise errors.TransportError(
-                    f"connection failed during {method} {path}: {exc.__class__.__name__}",
-                    method=method,
-                    path=path,
-                ) from None
+            except HTTPX_FAILURES as exc:
+                raise _transport_error(translate(exc), method, path) from None
             _raise_for_status(response, method, path)
-            # Parsed inside the attempt, so a garbled body is a failure the retry policy sees (GET re-reads it).
-            parsed[:] = [parse(response)]
-            return response
+            return parse(response)
 
-        await self._retry.run(method, path, attempt)
-        return parsed[0]
+        try:
+            return await self._retry.run(method, path, attempt)
+        except errors.AuthError as exc:
+            raise errors.KeyRefusedError(exc) from None
 
     async def create(self, model_id: str, request: CreateInferenceDto) -> InferenceEntity:
         """Submit a generation job; it starts `queued` with no images."""

@@ -12,7 +12,7 @@ Which failures are retried (`should_retry`, after urllib3 and the AWS SDK's "sta
 | other 5xx                                | retry                    | no: the job may exist       |
 | any other status (400, 401, 403, 404...) | no                       | no                          |
 
-A POST that is not retried is re-raised at once: the runner settles it by listing (RELIABILITY.md rule 3).
+A POST that is not retried is re-raised at once: the runner settles it by listing (docs/reliability.md, rule 3).
 
 Before retry number n the policy sleeps the server's `Retry-After` when it sent one (the client has parsed and
 clamped it), else a capped exponential backoff with full jitter. At most `max_attempts` attempts per request.
@@ -28,15 +28,14 @@ rather than every job retrying on its own forever. The budget is pure (callers p
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
-import httpx
 import trio
 
 from leapbatch import errors
 from leapbatch.api.backoff import MAX_RETRY_AFTER, backoff_delay
-from leapbatch.api.client import Attempt
 
 # RFC 9110 section 9.2.2: sending one of these twice has the same effect as sending it once.
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
@@ -47,10 +46,21 @@ DEAD_HINT = "check the network and LEAP_BASE_URL, then run the same command agai
 
 OnRetry = Callable[[str, str, int, float, errors.ApiError], None]
 Hook = Callable[[], object]  # the result is ignored
+T = TypeVar("T")
 
 
 def _status(exc: errors.ApiError) -> int | None:
     return exc.status if isinstance(exc, errors.HTTPStatusError) else None
+
+
+def provably_unserved(exc: errors.ApiError) -> bool:
+    """Return whether the request that failed with `exc` provably never acted on the server.
+
+    True for a connection that was never made, and for the statuses by which a server refuses without acting
+    (429, 503). The retry policy sends a POST again only then, and the submitter fails a create without a
+    reconciliation listing only then: any other failure may have made the job.
+    """
+    return isinstance(exc, errors.ConnectError) or _status(exc) in REFUSED_STATUSES
 
 
 def should_retry(method: str, exc: errors.ApiError) -> bool:
@@ -60,8 +70,7 @@ def should_retry(method: str, exc: errors.ApiError) -> bool:
         if isinstance(exc, errors.TransportError | errors.MalformedResponseError):
             return True
         return status is not None and (status == 429 or status >= 500)
-    # Not idempotent: only when the server provably did not act on the request.
-    return isinstance(exc, errors.ConnectError) or status in REFUSED_STATUSES
+    return provably_unserved(exc)
 
 
 def _is_no_answer(exc: errors.ApiError) -> bool:
@@ -141,12 +150,12 @@ class SafeRetry:
             return min(exc.retry_after, self.max_retry_after)
         return backoff_delay(failed_attempt, base=self.base_delay, cap=self.max_delay, rng=self.rng)
 
-    async def run(self, method: str, path: str, attempt: Attempt) -> httpx.Response:
+    async def run(self, method: str, path: str, attempt: Callable[[], Awaitable[T]]) -> T:
         """Call `attempt` until it succeeds, must not be retried, or runs out of attempts; re-raise the last error."""
         number = 1
         while True:
             try:
-                response = await attempt()
+                result = await attempt()
             except errors.ApiError as exc:
                 if isinstance(exc, errors.RateLimitedError):
                     self.on_throttle()
@@ -162,4 +171,4 @@ class SafeRetry:
             else:
                 self.budget.succeeded()
                 self.on_success()
-                return response
+                return result

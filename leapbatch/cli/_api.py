@@ -13,7 +13,7 @@ from leapbatch.api.ratelimit import RequestGate
 from leapbatch.api.retry import SafeRetry
 from leapbatch.errors import UsageError
 from leapbatch.events import EventSink, RequestRetried
-from leapbatch.folder.records import LedgerState
+from leapbatch.folder.state import LedgerState
 
 
 def settings_for_folder(state: LedgerState) -> tuple[str, SecretStr]:

@@ -23,6 +23,7 @@ from leapbatch.folder.status import folder_usage, status_lines, status_report
 from leapbatch.folder.verify import Problem, verify_folder, verify_report
 from leapbatch.run.delete import DeleteOutcome, DeletePlan, plan_deletes, run_deletes
 from leapbatch.run.repair import fetchable, refetch_images, rewrite_derived
+from leapbatch.run.resume import tally
 
 API_RPS = 10.0
 API_BURST = 10
@@ -99,7 +100,8 @@ def _folder(text: str) -> Path:
 def handle_status(args: argparse.Namespace) -> int:
     """Print the status of a folder."""
     out = _folder(args.out)
-    report = status_report(out, read_ledger(out), folder_usage(out))
+    state = read_ledger(out)
+    report = status_report(out, state, folder_usage(out), tally(state))
     if args.json:
         print_json(report)
     else:

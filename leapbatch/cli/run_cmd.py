@@ -22,10 +22,10 @@ from leapbatch.cli.emulator_cmd import DEFAULT_FAULT_DELAY, emulated
 from leapbatch.cli.progress import RunProgress
 from leapbatch.emulator import EmulatorConfig, serve_emulator
 from leapbatch.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, UsageError
+from leapbatch.folder.images import ImageStore, sweep_parts
 from leapbatch.folder.ledger import FolderLock, Ledger, now
 from leapbatch.folder.records import RunRecord
 from leapbatch.folder.results import write_results
-from leapbatch.folder.storage import ImageStore, sweep_parts
 from leapbatch.jobs import Job
 from leapbatch.manifest import Manifest, load_manifest
 from leapbatch.manifest.expand import expand

@@ -24,7 +24,8 @@ from pydantic import ValidationError
 
 from leapbatch.crashpoints import crashpoint
 from leapbatch.errors import LedgerCorruptError, OutputLockedError, UsageError
-from leapbatch.folder.records import FORMAT_VERSION, RECORD_ADAPTER, LedgerState, Record, apply, fold
+from leapbatch.folder.records import FORMAT_VERSION, RECORD_ADAPTER, Record
+from leapbatch.folder.state import LedgerState, apply, fold
 
 LEDGER_NAME = "ledger.jsonl"
 LOCK_NAME = ".leapbatch.lock"

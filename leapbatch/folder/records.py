@@ -1,4 +1,4 @@
-"""The ledger's records, and the pure fold that turns them into the state of every job.
+"""The ledger's records: one pydantic model per line type, and the adapter that reads any of them.
 
 Every record is one JSON object on one line with a format version `v` and a `type`:
 
@@ -11,14 +11,11 @@ Every record is one JSON object on one line with a format version `v` and a `typ
 | `failed`    | when a job cannot finish                       | stage, reason, HTTP status, attempts            |
 | `deleted`   | after the remote job was deleted (or was gone) | inference id, outcome                           |
 
-The API key is never in a record. `fold` is the only interpretation of the records: the runner, `plan`, `status`,
-`delete` and `verify` all read the same `JobState`s from it.
+The API key is never in a record. `leapbatch.folder.state.fold` is the only interpretation of the records.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -126,109 +123,3 @@ Record = Annotated[
     Field(discriminator="type"),
 ]
 RECORD_ADAPTER: TypeAdapter[Record] = TypeAdapter(Record)
-
-
-class Phase(StrEnum):
-    """Where a job stands according to the ledger."""
-
-    INTENT = "intent"  # a create may or may not have reached the server: settle by listing
-    SUBMITTED = "submitted"  # exists remotely, not known to be done
-    FINISHED = "finished"
-    FAILED = "failed"
-
-
-@dataclass(frozen=True)
-class JobState:
-    """Everything the ledger knows about one job."""
-
-    key: str
-    model: str
-    request: dict[str, Any]
-    fingerprint: str
-    variables: dict[str, Any]
-    phase: Phase
-    intent_time: float
-    intents: int = 1
-    inference_id: str | None = None
-    created_at: str | None = None
-    images: tuple[ImageRecord, ...] = ()
-    failure: FailedRecord | None = None
-    deleted: bool = False
-    orphans: tuple[str, ...] = ()  # remote jobs of earlier attempts (e.g. before --retry-failed), not yet deleted
-    local: bool = False  # submitted to the bundled emulator of a `run --local`: nothing remains remotely
-
-    @property
-    def remote_exists(self) -> bool:
-        """Return whether a remote job is known to exist (submitted to a real server and not deleted)."""
-        return self.inference_id is not None and not self.deleted and not self.local
-
-
-@dataclass
-class LedgerState:
-    """The fold of a ledger: every job by key (in first-intent order), and the run records."""
-
-    jobs: dict[str, JobState] = field(default_factory=dict)
-    runs: list[RunRecord] = field(default_factory=list)
-
-    def claimed_ids(self) -> set[str]:
-        """Return every inference id some job already owns."""
-        return {job.inference_id for job in self.jobs.values() if job.inference_id is not None}
-
-
-def apply(state: LedgerState, record: Record) -> None:
-    """Fold one record into `state` (records about unknown jobs are ignored, as a later intent would rewrite them)."""
-    if isinstance(record, RunRecord):
-        state.runs.append(record)
-        return
-    if isinstance(record, IntentRecord):
-        previous = state.jobs.get(record.key)
-        orphans = previous.orphans if previous else ()
-        if previous is not None and previous.remote_exists and previous.inference_id is not None:
-            orphans = (*orphans, previous.inference_id)
-        state.jobs[record.key] = JobState(
-            key=record.key,
-            model=record.model,
-            request=record.request,
-            fingerprint=record.fingerprint,
-            variables=record.variables,
-            phase=Phase.INTENT,
-            intent_time=record.t,
-            intents=previous.intents + 1 if previous else 1,
-            orphans=orphans,
-            local=bool(state.runs) and state.runs[-1].local,
-        )
-        return
-    job = state.jobs.get(record.key)
-    if job is None:
-        return
-    if isinstance(record, SubmittedRecord):
-        state.jobs[record.key] = replace(
-            job,
-            phase=Phase.SUBMITTED,
-            inference_id=record.inference_id,
-            created_at=record.created_at,
-            failure=None,
-            deleted=False,
-            local=bool(state.runs) and state.runs[-1].local,
-        )
-    elif isinstance(record, FinishedRecord):
-        state.jobs[record.key] = replace(
-            job, phase=Phase.FINISHED, inference_id=record.inference_id, images=tuple(record.images), failure=None
-        )
-    elif isinstance(record, FailedRecord):
-        state.jobs[record.key] = replace(
-            job, phase=Phase.FAILED, failure=record, inference_id=record.inference_id or job.inference_id
-        )
-    elif isinstance(record, DeletedRecord):
-        if record.inference_id == job.inference_id:
-            state.jobs[record.key] = replace(job, deleted=True)
-        else:
-            state.jobs[record.key] = replace(job, orphans=tuple(i for i in job.orphans if i != record.inference_id))
-
-
-def fold(records: Iterable[Record]) -> LedgerState:
-    """Return the state of every job after `records`, in order."""
-    state = LedgerState()
-    for record in records:
-        apply(state, record)
-    return state

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from leapbatch import __version__
-from leapbatch.folder.records import JobState, LedgerState, Phase
-from leapbatch.folder.storage import write_text_atomic
+from leapbatch.folder.atomic import write_text_atomic
+from leapbatch.folder.state import JobState, LedgerState, Phase
 from leapbatch.jobs import Job
 from leapbatch.wire import CreateInferenceDto
 

@@ -6,12 +6,12 @@ takes the folder's lock, so `status` works while a run holds it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from leapbatch.folder.records import LedgerState, Phase
-from leapbatch.run.resume import Action, action_for
+from leapbatch.folder.state import LedgerState, Phase
 
 STATUS_VERSION = 1
 
@@ -42,8 +42,12 @@ def folder_usage(out_dir: Path) -> FolderUsage:
     return FolderUsage(frozenset(images), image_bytes, total)
 
 
-def status_report(out_dir: Path, state: LedgerState, usage: FolderUsage) -> dict[str, Any]:
-    """Return the status of a folder as a JSON-ready dict (its shape is documented in docs/cli.md)."""
+def status_report(out_dir: Path, state: LedgerState, usage: FolderUsage, resume: Mapping[str, int]) -> dict[str, Any]:
+    """Return the status of a folder as a JSON-ready dict (its shape is documented in docs/cli.md).
+
+    `resume` is what a run would do with each job (`leapbatch.run.resume.tally`): the folder knows what it holds,
+    the run decides what that means.
+    """
     jobs = list(state.jobs.values())
     by_phase = {phase.value: sum(1 for js in jobs if js.phase is phase) for phase in Phase}
     recorded = [image.path for js in jobs if js.phase is Phase.FINISHED for image in js.images]
@@ -56,9 +60,6 @@ def status_report(out_dir: Path, state: LedgerState, usage: FolderUsage) -> dict
             )
             group["count"] += 1
     remote = [js for js in jobs if js.remote_exists]
-    resume: dict[str, int] = {action.value: 0 for action in Action}
-    for js in jobs:
-        resume[action_for(js, retry_failed=False).value] += 1
     last_run = state.runs[-1] if state.runs else None
     return {
         "version": STATUS_VERSION,
@@ -82,10 +83,10 @@ def status_report(out_dir: Path, state: LedgerState, usage: FolderUsage) -> dict
             "deleted": sum(1 for js in jobs if js.deleted),
         },
         "resume": {
-            "poll": resume[Action.POLL.value],
-            "reconcile": resume[Action.RECONCILE.value],
-            "create": resume[Action.CREATE.value],
-            "kept_failed": resume[Action.KEEP_FAILED.value],
+            "poll": resume.get("poll", 0),
+            "reconcile": resume.get("reconcile", 0),
+            "create": resume.get("create", 0),
+            "kept_failed": resume.get("failed", 0),
         },
         "disk_bytes": usage.total_bytes,
     }

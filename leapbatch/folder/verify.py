@@ -12,9 +12,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from leapbatch.folder.records import ImageRecord, JobState, LedgerState, Phase
+from leapbatch.folder.images import inspect_file
+from leapbatch.folder.records import ImageRecord
 from leapbatch.folder.results import METADATA_NAME, RESULTS_NAME, metadata_rows
-from leapbatch.folder.storage import inspect_file
+from leapbatch.folder.state import JobState, LedgerState, Phase
 
 VERIFY_VERSION = 1
 IMAGE_KINDS = ("missing", "damaged")

@@ -22,7 +22,8 @@ from leapbatch import errors
 from leapbatch.api.client import LeapClient
 from leapbatch.crashpoints import crashpoint
 from leapbatch.folder.ledger import Ledger, now
-from leapbatch.folder.records import DeletedRecord, LedgerState, Phase
+from leapbatch.folder.records import DeletedRecord
+from leapbatch.folder.state import LedgerState, Phase
 from leapbatch.folder.verify import check_image
 
 Outcome = Literal["deleted", "already_gone"]
@@ -76,7 +77,8 @@ def plan_deletes(out_dir: Path, state: LedgerState, *, include_failed: bool, for
 async def delete_remote(client: LeapClient, ledger: Ledger, target: Target) -> Outcome:
     """Delete one remote job (404 counts as already gone) and record the outcome in the ledger.
 
-    Raises `ApiUnavailableError` if the key is refused, and `ApiError` if the delete failed (nothing is recorded).
+    Raises `ApiUnavailableError` if the API is unusable (key refused, or dead), and `ApiError` if the delete failed
+    (nothing is recorded then).
     """
     crashpoint("before-delete")
     result: Outcome
@@ -85,10 +87,6 @@ async def delete_remote(client: LeapClient, ledger: Ledger, target: Target) -> O
         result = "deleted"
     except errors.NotFoundError:
         result = "already_gone"
-    except errors.AuthError as exc:
-        raise errors.ApiUnavailableError(
-            f"the API key was refused ({exc.message})", hint="check LEAP_API_KEY; nothing was lost"
-        ) from None
     crashpoint("after-delete")
     ledger.append(DeletedRecord(t=now(), key=target.key, inference_id=target.inference_id, outcome=result))
     return result
@@ -119,8 +117,6 @@ async def run_deletes(
         async with slots:
             try:
                 result = await delete_remote(client, ledger, target)
-            except errors.ApiUnavailableError:
-                raise
             except errors.ApiError as exc:
                 outcome.errors.append((target.key, exc.message))
             else:

@@ -9,7 +9,7 @@ One `Poller` serves every waiting job of one model. A waiter expects its job to 
   finds gets findOne only once it is well past its expected time: that is how `failed` and stuck jobs are seen,
   as onlyFinished never lists them.
 A waiter past its deadline resolves to None (timed out). Request errors other than an unusable API leave the
-waiter waiting; `ApiUnavailableError` and `AuthError` end the poller (and so the run).
+waiter waiting; `ApiUnavailableError` (the key refused, or the API dead) ends the poller, and so the run.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from datetime import datetime
 import trio
 
 from leapbatch.api.client import LeapClient
-from leapbatch.errors import ApiError, AuthError, NotFoundError
+from leapbatch.errors import ApiError, NotFoundError
 from leapbatch.wire import InferenceEntity
 
 PAGE_SIZE = 100
@@ -158,8 +158,6 @@ class Poller:
     async def _find_one(self, waiter: _Waiter) -> None:
         try:
             entity = await self._client.find_one(self._model, waiter.inference_id)
-        except AuthError:
-            raise
         except NotFoundError as exc:
             waiter.resolve(error=exc)
             return
@@ -174,8 +172,6 @@ class Poller:
         for page in range(1, MAX_SWEEP_PAGES + 1):
             try:
                 batch = await self._client.find_all(self._model, only_finished=True, page=page, page_size=PAGE_SIZE)
-            except AuthError:
-                raise
             except ApiError:
                 return
             for entity in batch:

@@ -16,11 +16,13 @@ import httpx
 
 from leapbatch import errors
 from leapbatch.api.client import LeapClient
+from leapbatch.folder.images import ImageStore
 from leapbatch.folder.ledger import Ledger, now
-from leapbatch.folder.records import FinishedRecord, ImageRecord, LedgerState
+from leapbatch.folder.records import FinishedRecord, ImageRecord
 from leapbatch.folder.results import job_of, write_results
-from leapbatch.folder.storage import ImageStore
+from leapbatch.folder.state import LedgerState
 from leapbatch.folder.verify import IMAGE_KINDS, Problem
+from leapbatch.run.fetch import download_image
 
 
 def fetchable(state: LedgerState, problems: Sequence[Problem]) -> list[Problem]:
@@ -53,8 +55,8 @@ async def refetch_images(
                 continue
             uri = entity.images[image.index].uri
             try:
-                stored = await store.download(
-                    downloads, uri, key=key, index=image.index, width=image.width, height=image.height
+                stored = await download_image(
+                    downloads, store, uri, key=key, index=image.index, width=image.width, height=image.height
                 )
             except errors.DownloadError:
                 continue

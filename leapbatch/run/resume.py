@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from leapbatch.folder.records import FailStage, JobState, LedgerState, Phase
+from leapbatch.folder.records import FailStage
+from leapbatch.folder.state import JobState, LedgerState, Phase
 from leapbatch.jobs import Job
 
 
@@ -72,6 +73,14 @@ def classify(jobs: Sequence[Job], state: LedgerState, *, retry_failed: bool = Fa
         plan.by_action[action_for(state.jobs.get(job.key), retry_failed=retry_failed)].append(job)
     plan.not_in_manifest = [js for key, js in state.jobs.items() if key not in keys]
     return plan
+
+
+def tally(state: LedgerState) -> dict[str, int]:
+    """Return how many of the ledger's jobs a plain rerun (no `--retry-failed`) would give each action."""
+    counts = dict.fromkeys((action.value for action in Action), 0)
+    for job in state.jobs.values():
+        counts[action_for(job, retry_failed=False).value] += 1
+    return counts
 
 
 def ledger_diff(plan: ResumePlan) -> dict[str, int]:

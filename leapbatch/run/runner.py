@@ -1,25 +1,21 @@
 """The trio orchestration of a batch: create -> poll -> download -> record, for many jobs at once.
 
 The runner knows jobs, never manifests. It receives everything it touches (API client, download client, ledger,
-image store, job-slot limiter, event sink) so tests can drive it. Its rules, from RELIABILITY.md:
-- **Write-ahead.** An `intent` record is fsynced before every create; `submitted` follows the response.
-- **Unknown outcomes are settled by listing.** A create that may have reached the server (timeout, reset, 5xx,
-  malformed answer) or an intent left by a crash is matched by request fingerprint among the model's jobs created
-  after the intent, and adopted; a new create is sent only if none matches. Jobs with the same fingerprint never
-  have creates in flight at the same time (a lock per fingerprint), and ids other jobs own are never adopted.
+image store, job-slot limiter, event sink) so tests can drive it. Its rules, from docs/reliability.md:
+- **Submitted exactly once:** write-ahead intents, and reconciliation instead of blind re-posts, in
+  `leapbatch.run.submit`.
 - **Resume is running again:** see `leapbatch.run.resume`.
+- **Downloads are verified before they count** (`leapbatch.run.fetch`); a retriable failure is fetched again up to
+  `MAX_DOWNLOAD_ATTEMPTS` times, and a job that failed to download owns no image file.
 - **Jobs in flight** are bounded by the `AdaptiveLimiter`; every API request passes the client's token bucket.
 - A job past `job_timeout` is deleted remotely and recorded as failed (timeout).
 """
 
 from __future__ import annotations
 
-import math
 import random
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 
 import httpx
 import trio
@@ -28,38 +24,28 @@ from leapbatch import errors
 from leapbatch.api.backoff import backoff_delay
 from leapbatch.api.client import DEFAULT_MAX_CONNECTIONS, LeapClient
 from leapbatch.api.ratelimit import AdaptiveLimiter
-from leapbatch.crashpoints import crashpoint
 from leapbatch.events import (
     EventSink,
     JobDeleted,
     JobFailed,
     JobFinished,
-    JobSubmitted,
     JobUnsettled,
     Notice,
     RunPlanned,
     discard,
 )
+from leapbatch.folder.images import ImageStore, StoredImage
 from leapbatch.folder.ledger import Ledger, now
-from leapbatch.folder.records import (
-    FailedRecord,
-    FailStage,
-    FinishedRecord,
-    ImageRecord,
-    IntentRecord,
-    SubmittedRecord,
-)
-from leapbatch.folder.storage import ImageStore, StoredImage
-from leapbatch.jobs import Job, entity_fingerprint
+from leapbatch.folder.records import FailedRecord, FailStage, FinishedRecord, ImageRecord
+from leapbatch.jobs import Job
 from leapbatch.run.delete import Target, delete_remote
+from leapbatch.run.fetch import download_image
 from leapbatch.run.poller import JobVanishedError, Poller, expected_seconds
 from leapbatch.run.resume import Action, classify
+from leapbatch.run.submit import CreateFailedError, Submitter
 from leapbatch.wire import DEFAULT_SIDE, InferenceEntity, InferenceState, expected_generation_seconds
 
-MAX_CREATE_ATTEMPTS = 3
 MAX_DOWNLOAD_ATTEMPTS = 4
-# The server stamps createdAt with its clock; the intent uses ours. Allow this much skew when matching.
-CLOCK_SKEW = 120.0
 
 
 @dataclass(frozen=True)
@@ -92,26 +78,6 @@ class RunSummary:
         return self.finished == self.total
 
 
-class _CreateFailedError(Exception):
-    def __init__(self, reason: str, status: int | None, attempts: int) -> None:
-        super().__init__(reason)
-        self.reason, self.status, self.attempts = reason, status, attempts
-
-
-def _created_at(entity: InferenceEntity) -> str | None:
-    return entity.created_at.isoformat() if entity.created_at else None
-
-
-def _parse_created(text: str | None) -> datetime | None:
-    return datetime.fromisoformat(text) if text else None
-
-
-def _refused(exc: errors.AuthError) -> errors.ApiUnavailableError:
-    return errors.ApiUnavailableError(
-        f"the API key was refused ({exc.message})", hint="check LEAP_API_KEY; nothing was lost, run again to resume"
-    )
-
-
 class Runner:
     """Run jobs to completion against one API, recording everything in the ledger."""
 
@@ -134,7 +100,7 @@ class Runner:
         self._options = options
         self._emit = events
         self._pollers: dict[str, Poller] = {}
-        self._fingerprint_locks: defaultdict[tuple[str, str], trio.Lock] = defaultdict(trio.Lock)
+        self._submitter = Submitter(client, ledger, events=events)
         self._nursery: trio.Nursery | None = None
         # Downloads queue here, not in httpcore's pool (see client.DEFAULT_MAX_CONNECTIONS).
         self._download_slots = trio.CapacityLimiter(DEFAULT_MAX_CONNECTIONS)
@@ -200,117 +166,29 @@ class Runner:
 
     async def _process(self, job: Job, action: Action) -> None:
         try:
-            inference_id, created_at = await self._ensure_submitted(job, action)
-        except _CreateFailedError as exc:
+            submitted = await self._submitter.ensure_submitted(job, action)
+        except CreateFailedError as exc:
             self._fail(job, FailStage.CREATE, exc.reason, None, status=exc.status, attempts=exc.attempts)
             return
+        if submitted.adopted:
+            self.summary.adopted += 1
+        inference_id = submitted.inference_id
         expected = expected_seconds(
             expected_generation_seconds(job.request.steps, job.request.number_of_images), self._options.speed
         )
         try:
             entity = await self._poller(job.model_id).wait(
-                inference_id, created_at=created_at, expected=expected, timeout=self._options.job_timeout
+                inference_id, created_at=submitted.created_at, expected=expected, timeout=self._options.job_timeout
             )
         except JobVanishedError:
             self._fail(job, FailStage.GENERATE, "the job disappeared from the server (404)", inference_id, status=404)
             return
-        except errors.AuthError as exc:
-            raise _refused(exc) from None
         if entity is None:
             await self._time_out(job, inference_id)
         elif entity.state is InferenceState.FAILED:
             self._fail(job, FailStage.GENERATE, "the job ended `failed` on the server", inference_id)
         else:
             await self._finish(job, entity)
-
-    # -- create, with write-ahead intent and reconciliation -------------------------------------------------------
-
-    async def _ensure_submitted(self, job: Job, action: Action) -> tuple[str, datetime | None]:
-        known = self._ledger.state.jobs.get(job.key)
-        if action is Action.POLL and known is not None and known.inference_id is not None:
-            return known.inference_id, _parse_created(known.created_at)
-        async with self._fingerprint_locks[(job.model_id, job.fingerprint)]:
-            if action is Action.RECONCILE and known is not None:
-                adopted = await self._reconcile(job, since=known.intent_time)
-                if adopted is not None:
-                    return adopted
-            return await self._create(job)
-
-    async def _create(self, job: Job) -> tuple[str, datetime | None]:
-        for attempt in range(1, MAX_CREATE_ATTEMPTS + 1):
-            intent = IntentRecord(
-                t=now(),
-                key=job.key,
-                model=job.model_id,
-                fingerprint=job.fingerprint,
-                request=job.request.to_wire(),
-                variables=dict(job.variables),
-            )
-            self._ledger.append(intent)
-            crashpoint("after-intent")
-            try:
-                entity = await self._client.create(job.model_id, job.request)
-            except errors.BadRequestError as exc:
-                raise _CreateFailedError("; ".join(exc.messages), exc.status, attempt) from None
-            except errors.AuthError as exc:
-                raise _refused(exc) from None
-            except (errors.ConnectError, errors.RateLimitedError) as exc:
-                # Provably never created: the retry policy already retried these; give up on this job for now.
-                status = exc.status if isinstance(exc, errors.HTTPStatusError) else None
-                raise _CreateFailedError(exc.message, status, attempt) from None
-            except errors.ApiError as exc:
-                if isinstance(exc, errors.ServerError) and exc.status == 503:
-                    raise _CreateFailedError(exc.message, exc.status, attempt) from None
-                self._emit(Notice(f"create of job {job.key[:12]} had an unknown outcome ({exc.message}); listing"))
-                adopted = await self._reconcile(job, since=intent.t)
-                if adopted is not None:
-                    return adopted
-                if attempt == MAX_CREATE_ATTEMPTS:
-                    status = exc.status if isinstance(exc, errors.HTTPStatusError) else None
-                    raise _CreateFailedError(exc.message, status, attempt) from None
-                await trio.sleep(backoff_delay(attempt, base=0.5, cap=10.0, rng=_rng))
-                continue
-            crashpoint("before-submitted")
-            self._ledger.append(
-                SubmittedRecord(t=now(), key=job.key, inference_id=entity.id, created_at=_created_at(entity))
-            )
-            self._emit(JobSubmitted(job.key, entity.id, adopted=False))
-            return entity.id, entity.created_at
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    async def _reconcile(self, job: Job, *, since: float) -> tuple[str, datetime | None] | None:
-        """Find the job a create with an unknown outcome may have made; adopt it (record `submitted`) if found."""
-        claimed = self._ledger.state.claimed_ids()
-        cutoff = since - CLOCK_SKEW
-
-        def created(entity: InferenceEntity) -> float:
-            return entity.created_at.timestamp() if entity.created_at else math.inf
-
-        matches: list[InferenceEntity] = []
-        page = 1
-        try:
-            while batch := await self._client.find_all(job.model_id, page=page, page_size=100):
-                matches += [
-                    e
-                    for e in batch
-                    if created(e) >= cutoff and e.id not in claimed and entity_fingerprint(e) == job.fingerprint
-                ]
-                # Listing order is undocumented: stop only at a page whose jobs all predate the intent.
-                if all(created(e) < cutoff for e in batch):
-                    break
-                page += 1
-        except errors.AuthError as exc:
-            raise _refused(exc) from None
-        # The oldest match after the intent is the one this job made.
-        found = min(matches, key=created, default=None)
-        if found is None:
-            return None
-        self._ledger.append(
-            SubmittedRecord(t=now(), key=job.key, inference_id=found.id, created_at=_created_at(found), adopted=True)
-        )
-        self.summary.adopted += 1
-        self._emit(JobSubmitted(job.key, found.id, adopted=True))
-        return found.id, found.created_at
 
     # -- finish: download, verify, record ---------------------------------------------------------------------------
 
@@ -324,8 +202,8 @@ class Runner:
         for attempt in range(1, MAX_DOWNLOAD_ATTEMPTS + 1):
             try:
                 async with self._download_slots:
-                    return await self._store.download(
-                        self._downloads, uri, key=job.key, index=index, width=width, height=height
+                    return await download_image(
+                        self._downloads, self._store, uri, key=job.key, index=index, width=width, height=height
                     )
             except errors.DownloadError as exc:
                 if not exc.retriable or attempt == MAX_DOWNLOAD_ATTEMPTS:
@@ -404,8 +282,6 @@ class Runner:
         """Delete the remote job and record it; a failure is only noted (`leapbatch delete` can finish it)."""
         try:
             await delete_remote(self._client, self._ledger, Target(job.key, job.model_id, inference_id, "run"))
-        except errors.ApiUnavailableError:
-            raise
         except errors.ApiError as exc:
             self._emit(Notice(f"could not delete job {job.key[:12]} remotely: {exc.message}"))
             return

@@ -16,7 +16,7 @@ from PIL import Image
 
 from leapbatch.api.client import inferences_path
 from leapbatch.emulator import EmulatorConfig, ManualClock, image_path
-from leapbatch.errors import AuthError, BadRequestError, NotFoundError
+from leapbatch.errors import BadRequestError, KeyRefusedError, NotFoundError
 from leapbatch.wire import SPEC_DEFAULTS, CreateInferenceDto, InferenceState, expected_generation_seconds
 
 OTHER_MODEL = "ee88d150-4259-4b77-9d0f-090abe29f650"
@@ -577,10 +577,10 @@ async def test_leap_client_round_trip(target: Target, manual_clock: ManualClock)
 
 
 async def test_leap_client_sees_typed_errors(make_target: MakeTarget) -> None:
-    """The emulator's 400 and 401 reach LeapClient as BadRequestError (with messages) and AuthError."""
+    """The emulator's 400 and 401 reach LeapClient as BadRequestError (with messages) and KeyRefusedError."""
     target = await make_target(EmulatorConfig(token="another-token"))
 
-    with pytest.raises(AuthError):
+    with pytest.raises(KeyRefusedError):
         await target.leap.find_all(MODEL)
     target = await make_target()
     with pytest.raises(BadRequestError) as raised:

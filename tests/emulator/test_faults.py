@@ -32,7 +32,8 @@ from leapbatch.emulator import (
     fault_plan,
 )
 from leapbatch.emulator.faults import API_FAULTS, IMAGE_FAULTS, OVERSIZED_LENGTH
-from leapbatch.folder.storage import ImageStore
+from leapbatch.folder.images import ImageStore
+from leapbatch.run.fetch import download_image
 from leapbatch.wire import CreateInferenceDto, InferenceState
 
 FOX = CreateInferenceDto(prompt="a red fox", width=64, height=64)
@@ -258,7 +259,7 @@ IMAGE_OUTCOMES = {
 
 @pytest.mark.parametrize("fault", IMAGE_FAULTS)
 async def test_image_faults_fail_the_download_as_promised(make_target: MakeTarget, fault: str, tmp_path: Path) -> None:
-    """Each image fault ends `ImageStore.download` in the DownloadError it promises, and leaves no file behind."""
+    """Each image fault ends `download_image` in the DownloadError it promises, and leaves no file behind."""
     target = await served(make_target, forced(fault))
     if fault == "image_slow":  # only here: a loaded machine must not turn another fault into a timeout
         target.images.timeout = httpx.Timeout(SHORT)
@@ -266,7 +267,7 @@ async def test_image_faults_fail_the_download_as_promised(make_target: MakeTarge
     uri = (await target.leap.find_one(MODEL, created.id)).images[0].uri
 
     with pytest.raises(errors.DownloadError) as caught:
-        await ImageStore(tmp_path).download(target.images, uri, key=KEY, index=0, width=64, height=64)
+        await download_image(target.images, ImageStore(tmp_path), uri, key=KEY, index=0, width=64, height=64)
 
     message, retriable = IMAGE_OUTCOMES[fault]
     assert (True, retriable) == (message in caught.value.message, caught.value.retriable)

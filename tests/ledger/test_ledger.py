@@ -17,11 +17,11 @@ from leapbatch.folder.records import (
     FinishedRecord,
     ImageRecord,
     IntentRecord,
-    Phase,
     Record,
     RunRecord,
     SubmittedRecord,
 )
+from leapbatch.folder.state import Phase
 
 KEY_A = "a" * 64
 KEY_B = "b" * 64

@@ -11,7 +11,7 @@ from cli_support import Cli
 
 from leapbatch.emulator import EmulatorHandle
 from leapbatch.folder.ledger import FolderLock, read_ledger
-from leapbatch.folder.records import Phase
+from leapbatch.folder.state import Phase
 
 StartEmulator = Callable[..., Awaitable[EmulatorHandle]]
 JOBS = 4

@@ -30,10 +30,10 @@ from leapbatch.api.client import LeapClient, api_http, download_http
 from leapbatch.api.ratelimit import AdaptiveLimiter, RequestGate
 from leapbatch.api.retry import SafeRetry
 from leapbatch.emulator import EmulatorConfig, EmulatorHandle
+from leapbatch.folder.images import ImageStore
 from leapbatch.folder.ledger import FolderLock, Ledger
-from leapbatch.folder.records import LedgerState, Phase
 from leapbatch.folder.results import write_results
-from leapbatch.folder.storage import ImageStore
+from leapbatch.folder.state import LedgerState, Phase
 from leapbatch.jobs import Job
 from leapbatch.manifest import MAX_TEXT
 from leapbatch.run.runner import Runner, RunOptions, RunSummary

@@ -19,7 +19,7 @@ from leapbatch.emulator import EmulatorConfig, EmulatorHandle
 if TYPE_CHECKING:
     from cli_support import Cli
 from leapbatch.folder.ledger import FolderLock, read_ledger
-from leapbatch.folder.records import Phase
+from leapbatch.folder.state import Phase
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "manifests" / "example.yaml"

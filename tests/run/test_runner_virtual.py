@@ -20,9 +20,10 @@ from leapbatch.api.retry import SafeRetry
 from leapbatch.emulator import API_ORIGIN, Emulator, EmulatorConfig
 from leapbatch.errors import ApiUnavailableError
 from leapbatch.events import Event, JobFailed, JobFinished, JobSubmitted
+from leapbatch.folder.images import ImageStore
 from leapbatch.folder.ledger import Ledger, read_ledger
-from leapbatch.folder.records import IntentRecord, Phase
-from leapbatch.folder.storage import ImageStore
+from leapbatch.folder.records import IntentRecord
+from leapbatch.folder.state import Phase
 from leapbatch.jobs import Job
 from leapbatch.run.runner import Runner, RunOptions, RunSummary
 from leapbatch.wire import CreateInferenceDto

@@ -30,6 +30,11 @@ CALLS: dict[str, Callable[[LeapClient], Awaitable[object]]] = {
 }
 
 
+def remove(client: LeapClient) -> Awaitable[object]:
+    """Delete job-1 (kept out of CALLS, whose answers are job bodies)."""
+    return client.remove(MODEL, "job-1")
+
+
 def entity(job_id: str = "job-1", **fields: Any) -> dict[str, Any]:
     """Return a minimal InferenceEntity body."""
     return {"id": job_id, "state": "queued", **fields}
@@ -171,12 +176,29 @@ async def test_lenient_entities_through_the_client() -> None:
     assert ("finished", 512, 2023) == (job.state.value, job.width, job.created_at.year)
 
 
+@pytest.mark.parametrize("call", ["create", "find_all", "find_one", "remove"])
+@pytest.mark.parametrize("status", [401, 403])
+async def test_a_refused_key_is_one_error_on_every_call(status: int, call: str) -> None:
+    """401 and 403 become KeyRefusedError, whatever the call, with the server's words and the hint to check the key."""
+    body = {"statusCode": status, "message": "Unauthorized"}
+    async with leap(lambda r: httpx.Response(status, json=body)) as (client, _):
+        with pytest.raises(errors.KeyRefusedError) as caught:
+            await {**CALLS, "remove": remove}[call](client)
+    exc = caught.value
+
+    assert (errors.EXIT_API_UNAVAILABLE, status, True) == (
+        exc.exit_code,
+        exc.status,
+        f"HTTP {status} from" in exc.message,
+    )
+    assert "LEAP_API_KEY" in (exc.hint or "")
+    assert_no_key(exc)
+
+
 @pytest.mark.parametrize(
     ("status", "expected_class"),
     [
         (400, errors.BadRequestError),
-        (401, errors.AuthError),
-        (403, errors.AuthError),
         (404, errors.NotFoundError),
         (409, errors.HTTPStatusError),
         (429, errors.RateLimitedError),

@@ -402,7 +402,7 @@ async def test_get_through_the_client_honours_retry_after(autojump_clock: trio.t
 
 
 async def test_get_with_a_garbled_body_is_read_again(autojump_clock: trio.testing.MockClock) -> None:
-    """A GET whose 200 body is cut short is sent again (RELIABILITY.md rule 4), and the second body is used."""
+    """A GET whose 200 body is cut short is sent again (docs/reliability.md, rule 4), and the second body is used."""
     seen: list[float] = []
 
     def handler(request: httpx.Request) -> httpx.Response:

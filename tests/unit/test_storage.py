@@ -1,4 +1,4 @@
-"""Specs of `leapbatch.folder.storage`: verified downloads from a real local image host, safe paths, atomic files."""
+"""Specs of `run.fetch`, `folder.images` and `folder.atomic`: verified downloads from a real local host, safe paths."""
 
 from __future__ import annotations
 
@@ -22,15 +22,9 @@ from PIL import Image
 from leapbatch import crashpoints
 from leapbatch.api.client import download_http
 from leapbatch.errors import DownloadError, UsageError
-from leapbatch.folder.storage import (
-    ImageInfo,
-    ImageStore,
-    StoredImage,
-    inspect_file,
-    sweep_parts,
-    write_atomic,
-    write_text_atomic,
-)
+from leapbatch.folder.atomic import write_atomic, write_text_atomic
+from leapbatch.folder.images import ImageInfo, ImageStore, StoredImage, inspect_file, sweep_parts
+from leapbatch.run.fetch import download_image
 
 KEY = hashlib.sha256(b"a job").hexdigest()
 WIDTH, HEIGHT = 64, 48
@@ -182,7 +176,7 @@ def files(store: ImageStore) -> list[str]:
 async def fail(store: ImageStore, http: httpx.AsyncClient, uri: str, **kw: Any) -> DownloadError:
     """Download `uri` expecting a DownloadError, and check that nothing was left in the images folder."""
     with pytest.raises(DownloadError) as caught:
-        await store.download(http, uri, key=KEY, index=0, width=WIDTH, height=HEIGHT, **kw)
+        await download_image(http, store, uri, key=KEY, index=0, width=WIDTH, height=HEIGHT, **kw)
     assert [] == files(store)
     return caught.value
 
@@ -202,7 +196,7 @@ async def test_good_image_is_stored_under_its_key(
 ) -> None:
     """A good image lands at images/<key>-<index>.<ext> with its hash, size and type, and no .part remains."""
     uri = host.url(path)
-    stored = await store.download(http, uri, key=KEY, index=2, width=WIDTH, height=HEIGHT)
+    stored = await download_image(http, store, uri, key=KEY, index=2, width=WIDTH, height=HEIGHT)
     expected = StoredImage(
         path=f"images/{KEY}-2.{ext}",
         sha256=hashlib.sha256(body).hexdigest(),
@@ -220,7 +214,7 @@ async def test_good_image_is_stored_under_its_key(
 
 async def test_download_sends_no_authorization(store: ImageStore, http: httpx.AsyncClient, host: ImageHost) -> None:
     """The image host receives only httpx's own default headers: no Authorization, nothing added."""
-    await store.download(http, host.url("/good.png"), key=KEY, index=0, width=WIDTH, height=HEIGHT)
+    await download_image(http, store, host.url("/good.png"), key=KEY, index=0, width=WIDTH, height=HEIGHT)
     assert [["accept", "accept-encoding", "connection", "host", "user-agent"]] == [sorted(h) for h in host.seen]
 
 
@@ -308,7 +302,7 @@ async def test_crash_points_see_part_then_final(
         seen.append((name, files(store), sum(p.stat().st_size for p in store.images.iterdir())))
 
     monkeypatch.setattr(crashpoints, "crashpoint", record)
-    await store.download(http, host.url("/good.png"), key=KEY, index=0, width=WIDTH, height=HEIGHT)
+    await download_image(http, store, host.url("/good.png"), key=KEY, index=0, width=WIDTH, height=HEIGHT)
     assert ["mid-download", "after-rename"] == [name for name, _, _ in seen]
     assert ([f"{KEY}-0.part"], True) == (seen[0][1], seen[0][2] > 0)
     assert ([f"{KEY}-0.png"], len(PNG)) == (seen[1][1], seen[1][2])
@@ -320,7 +314,7 @@ async def test_cancelled_download_leaves_nothing(
     """A download cancelled after its first chunk removes its .part file."""
     with trio.CancelScope() as scope:
         monkeypatch.setattr(crashpoints, "crashpoint", lambda name: scope.cancel())
-        await store.download(http, host.url("/good.png"), key=KEY, index=0, width=WIDTH, height=HEIGHT)
+        await download_image(http, store, host.url("/good.png"), key=KEY, index=0, width=WIDTH, height=HEIGHT)
     assert (True, []) == (scope.cancelled_caught, files(store))
 
 
@@ -329,7 +323,7 @@ async def test_download_replaces_leftovers(store: ImageStore, http: httpx.AsyncC
     store.images.mkdir(parents=True)
     store.part_path(KEY, 0).write_bytes(b"half of something")
     store.image_path(KEY, 0).write_bytes(b"an image the ledger never recorded")
-    await store.download(http, host.url("/good.png"), key=KEY, index=0, width=WIDTH, height=HEIGHT)
+    await download_image(http, store, host.url("/good.png"), key=KEY, index=0, width=WIDTH, height=HEIGHT)
     assert ([f"{KEY}-0.png"], PNG) == (files(store), store.image_path(KEY, 0).read_bytes())
 
 
@@ -402,7 +396,7 @@ async def test_download_into_outside_link_sends_nothing(
     store.root.mkdir()
     store.images.symlink_to(tmp_path / "elsewhere")
     with pytest.raises(UsageError):
-        await store.download(http, host.url("/good.png"), key=KEY, index=0, width=WIDTH, height=HEIGHT)
+        await download_image(http, store, host.url("/good.png"), key=KEY, index=0, width=WIDTH, height=HEIGHT)
     assert ([], []) == (host.seen, os.listdir(tmp_path / "elsewhere"))
 
 

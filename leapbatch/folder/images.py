@@ -1,0 +1,275 @@
+"""The `images/` folder of an output folder: safe paths, `.part` files, verified images moved into place.
+
+Invariants, for every output folder `root`:
+
+- A file at `images/<key>-<index>.<ext>` is complete and verified: it answered 200 with an image Content-Type,
+  its magic bytes match that type, Pillow decodes every pixel, it has the requested size, and it was fsynced
+  before `os.replace` moved it into place (then the folder is fsynced too). Nothing is ever written to the final
+  path in place, so a crash leaves either the old state or the new file, never half of one.
+- Bytes in flight live in `images/<key>-<index>.part` (a `PartFile`). Every failure, cancellation included,
+  removes it; only a crash can leave one behind, and `sweep_parts` removes those when the next run starts (under
+  the folder lock). A `.part` file is opened with O_NOFOLLOW: a planted link never redirects the write.
+- Names derive only from job keys (64 lower-case hex digits) and integer indexes, never from prompt text, and
+  every path is resolved (symlinks followed) and refused unless it stays inside `root`.
+
+Nothing here touches the network: `leapbatch.api.download` streams a body into a `PartFile`, and
+`leapbatch.run.fetch` joins the two. Decoding and the fsyncs block, so `ImageStore.settle` is meant for a worker
+thread, where it also renames: a cancellation can never separate "fsynced" from "renamed".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from leapbatch import crashpoints
+from leapbatch.errors import DownloadError, DownloadFailure, UsageError
+from leapbatch.folder.atomic import fsync_dir
+from leapbatch.folder.imagecheck import (
+    CONTENT_TYPES,
+    MAGIC_LENGTH,
+    ImageError,
+    ImageFormat,
+    UndecodableError,
+    decode,
+    describe_head,
+    media_type,
+    sniff,
+)
+
+IMAGES_DIR = "images"
+PART_SUFFIX = ".part"
+EXTENSIONS = frozenset({"png", "jpg", "webp"})
+_KEY = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True, slots=True)
+class StoredImage:
+    """One verified image in place: where (relative posix path), what (sha256, size) and whence (uri, index)."""
+
+    path: str
+    sha256: str
+    bytes: int
+    width: int
+    height: int
+    content_type: str
+    uri: str
+    index: int
+
+
+@dataclass(frozen=True, slots=True)
+class ImageInfo:
+    """What a file on disk holds; `problem` says why it is not a good image (None when it is)."""
+
+    sha256: str
+    bytes: int
+    ext: str | None
+    width: int | None
+    height: int | None
+    problem: str | None
+
+
+class PartFile:
+    """The `.part` file of one download: a body sink that checks the type and magic bytes as they arrive.
+
+    It hashes and counts what it is given; `where` and `uri` go into the `DownloadError`s it raises.
+    """
+
+    def __init__(self, path: Path, *, where: str, uri: str) -> None:
+        self.path = path
+        self.where = where
+        self.uri = uri
+        self.digest = hashlib.sha256()
+        self.size = 0
+        self.head = b""
+        self.content_type = ""
+        self._fh: BinaryIO | None = None
+
+    def accept(self, content_type: str | None) -> None:
+        """Refuse a Content-Type that is not an accepted image type."""
+        bare = media_type(content_type)
+        if bare not in CONTENT_TYPES:
+            raise self._error(
+                f"content type {bare or '(none)'} is not {', '.join(sorted(CONTENT_TYPES))}",
+                DownloadFailure.NOT_AN_IMAGE,
+            )
+        self.content_type = bare
+
+    def write(self, chunk: bytes) -> None:
+        """Append a chunk, hashing it; refuse the body as soon as its magic bytes disagree with its type."""
+        if self._fh is None:
+            self._open()
+        assert self._fh is not None
+        first = self.size == 0
+        had_head = len(self.head) == MAGIC_LENGTH
+        self._fh.write(chunk)
+        self.digest.update(chunk)
+        self.size += len(chunk)
+        if not had_head:
+            self.head = (self.head + chunk)[:MAGIC_LENGTH]
+        if first:
+            self._fh.flush()  # so a crash right after leaves it on disk
+            crashpoints.crashpoint("mid-download")
+        if not had_head and len(self.head) == MAGIC_LENGTH:
+            self.format()  # refuse a mislabelled body now, not after 64 MiB
+
+    def format(self) -> ImageFormat:
+        """Return the format the first bytes name, or raise if they name none or disagree with the type."""
+        fmt = sniff(self.head)
+        if not self.head:
+            raise self._error("the body is empty", DownloadFailure.BAD_BYTES)
+        if fmt is None:
+            raise self._error(
+                f"bytes are not a PNG, JPEG or WebP ({describe_head(self.head)})", DownloadFailure.BAD_BYTES
+            )
+        if fmt.content_type != self.content_type:
+            raise self._error(
+                f"bytes are a {fmt.name} but the content type says {self.content_type}", DownloadFailure.BAD_BYTES
+            )
+        return fmt
+
+    def verify_and_sync(self, fmt: ImageFormat, expect: tuple[int, int]) -> tuple[int, int]:
+        """Decode the written bytes as `fmt` of size `expect`, then fsync and close the file."""
+        if self._fh is None:
+            raise RuntimeError("verify a .part file that was never written")
+        try:
+            self._fh.flush()
+            with self.path.open("rb") as fp:
+                size = decode(fp, fmt, expect)
+            os.fsync(self._fh.fileno())
+        except ImageError as exc:
+            failure = DownloadFailure.UNDECODABLE if isinstance(exc, UndecodableError) else DownloadFailure.WRONG_SIZE
+            raise self._error(str(exc), failure) from None
+        finally:
+            self._fh.close()
+        return size
+
+    def discard(self) -> None:
+        """Close and remove the file, if it is still there."""
+        if self._fh is not None:
+            self._fh.close()
+        self.path.unlink(missing_ok=True)
+
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # O_NOFOLLOW: a planted symlink at the .part name must not redirect the write. Mode 0o666 lets the umask
+        # decide, as for any file the user creates. O_TRUNC: a crash's leftover is overwritten.
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+        self._fh = os.fdopen(os.open(self.path, flags, 0o666), "wb")
+
+    def _error(self, text: str, failure: DownloadFailure) -> DownloadError:
+        return DownloadError(f"{self.where}: {text}", uri=self.uri, failure=failure)
+
+
+class ImageStore:
+    """The `images/` folder of one output folder: safe paths, `.part` files, and verified images put in place."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.images = root / IMAGES_DIR
+
+    def image_path(self, key: str, index: int, ext: str = "png") -> Path:
+        """Return the path of image `index` of job `key`, refusing anything that could leave the folder."""
+        if ext not in EXTENSIONS:
+            raise ValueError(f"image extension must be one of {sorted(EXTENSIONS)}, got {ext!r}")
+        return self._inside(f"{_stem(key, index)}.{ext}")
+
+    def part_path(self, key: str, index: int) -> Path:
+        """Return the temporary path an image is downloaded to before it is verified."""
+        return self._inside(f"{_stem(key, index)}{PART_SUFFIX}")
+
+    def part(self, key: str, index: int, *, where: str, uri: str) -> PartFile:
+        """Return the `.part` file for image `index` of job `key` (its path is checked before any byte is sent)."""
+        return PartFile(self.part_path(key, index), where=where, uri=uri)
+
+    def settle(self, part: PartFile, key: str, index: int, expect: tuple[int, int]) -> StoredImage:
+        """Verify a complete `.part` file, fsync it, move it into place and fsync the folder (blocks: use a thread)."""
+        fmt = part.format()
+        width, height = part.verify_and_sync(fmt, expect)
+        final = self.image_path(key, index, fmt.ext)
+        os.replace(part.path, final)
+        crashpoints.crashpoint("after-rename")
+        fsync_dir(final.parent)
+        return StoredImage(
+            path=self.relative(final),
+            sha256=part.digest.hexdigest(),
+            bytes=part.size,
+            width=width,
+            height=height,
+            content_type=fmt.content_type,
+            uri=part.uri,
+            index=index,
+        )
+
+    def discard_job(self, key: str) -> list[Path]:
+        """Remove every image file of job `key` (a job that did not finish owns no file); return what was removed."""
+        _stem(key, 0)  # validates the key: nothing but 64 hex digits reaches the pattern below
+        removed = []
+        if self.images.is_dir():
+            for path in sorted(self.images.glob(f"{key}-*")):
+                if path.is_file() or path.is_symlink():
+                    path.unlink(missing_ok=True)
+                    removed.append(path)
+        return removed
+
+    def relative(self, path: Path) -> str:
+        """Return `path` relative to the output folder, as a posix string (the form the ledger records)."""
+        try:
+            return path.relative_to(self.root).as_posix()
+        except ValueError:
+            raise ValueError(f"{path} is not inside the output folder {self.root}") from None
+
+    def _inside(self, name: str) -> Path:
+        path = self.images / name
+        root = self.root.resolve()
+        resolved = path.resolve()
+        if not resolved.is_relative_to(root):
+            raise UsageError(
+                f"{path} resolves to {resolved}, outside the output folder {root}",
+                hint=f"make {self.images} a plain folder inside {root}, not a link to elsewhere",
+            )
+        return path
+
+
+def _stem(key: str, index: int) -> str:
+    if not isinstance(key, str) or not _KEY.fullmatch(key):
+        raise ValueError(f"a job key is 64 lower-case hex digits, got {key!r:.80}")
+    if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+        raise ValueError(f"an image index is a non-negative integer, got {index!r}")
+    return f"{key}-{index}"
+
+
+def inspect_file(path: Path) -> ImageInfo:
+    """Hash and decode an image file on disk; raise `OSError` only if it cannot be read at all."""
+    with path.open("rb") as fp:
+        digest = hashlib.file_digest(fp, "sha256").hexdigest()
+        size = os.fstat(fp.fileno()).st_size
+        fp.seek(0)
+        head = fp.read(MAGIC_LENGTH)
+        fmt = sniff(head)
+        if fmt is None:
+            problem = "the file is empty" if not head else f"not a PNG, JPEG or WebP ({describe_head(head)})"
+            return ImageInfo(sha256=digest, bytes=size, ext=None, width=None, height=None, problem=problem)
+        try:
+            width, height = decode(fp, fmt)
+        except ImageError as exc:
+            return ImageInfo(sha256=digest, bytes=size, ext=fmt.ext, width=None, height=None, problem=str(exc))
+    return ImageInfo(sha256=digest, bytes=size, ext=fmt.ext, width=width, height=height, problem=None)
+
+
+def sweep_parts(root: Path) -> list[Path]:
+    """Remove the `.part` files a crash left in `root/images` and return them (call it holding the folder lock)."""
+    images = root / IMAGES_DIR
+    if not images.is_dir():
+        return []
+    removed = []
+    for path in sorted(images.glob(f"*{PART_SUFFIX}")):
+        # Only regular files and links are removed: a folder named `x.part` is not ours to delete.
+        if path.is_symlink() or path.is_file():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
