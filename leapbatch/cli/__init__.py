@@ -1,9 +1,10 @@
 """The command line: the only place that reads argv, prints, calls `trio.run` and chooses exit codes.
 
-`main(argv) -> int` is the one error boundary. Expected failures (`LeapbatchError`) print `error: <what, where>`
-and `hint: <what to do>` on stderr and return their exit code; Ctrl-C returns 130; anything else is a bug and
-shows its traceback. `LEAPBATCH_DEBUG=1` re-raises everything. Each subcommand lives in a small module of this
-package that exposes `register(subparsers)`.
+`main(argv) -> int` is the one error boundary (`_boundary`): it unwraps trio's exception groups once, picks one
+leaf deterministically, and renders it: a `LeapbatchError` prints `error: <what, where>` and `hint: <what to do>`
+on stderr and returns its exit code; an OSError (disk full, permissions) exits 2; Ctrl-C returns 130; anything
+else is a bug and shows its traceback. `LEAPBATCH_DEBUG=1` re-raises everything. Each subcommand lives in a
+small module of this package that exposes `register(subparsers)`.
 
 Exit codes: 0 all done, 1 some jobs failed (or `verify` found problems), 2 bad manifest or usage, 3 output folder
 locked, 4 ledger corrupt, 5 API unavailable (key refused, server unreachable), 130 interrupted.
@@ -19,8 +20,9 @@ from collections.abc import Sequence
 
 from leapbatch import __version__
 from leapbatch.cli import emulator_cmd, ledger_cmds, manifest_cmds, run_cmd
-from leapbatch.cli._common import CommandModule, Handler, leaf_exceptions
-from leapbatch.errors import EXIT_INTERRUPTED, EXIT_USAGE, LeapbatchError, ManifestError
+from leapbatch.cli._boundary import chosen, is_expected, render
+from leapbatch.cli._common import CommandModule, Handler
+from leapbatch.errors import EXIT_USAGE
 
 EPILOG = """\
 exit codes: 0 done, 1 some jobs failed, 2 bad manifest or usage, 3 output folder locked,
@@ -47,20 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _print_error(exc: LeapbatchError) -> None:
-    if isinstance(exc, ManifestError):
-        for problem in exc.problems:
-            print(f"error: {problem}", file=sys.stderr)
-        count = len(exc.problems)
-        print(f"{count} problem{'s' if count != 1 else ''} found", file=sys.stderr)
-        return
-    print(f"error: {exc.message}", file=sys.stderr)
-    if exc.hint:
-        print(f"hint: {exc.hint}", file=sys.stderr)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line and return its exit code."""
+    """Run the command line and return its exit code: the one error boundary (see `leapbatch.cli._boundary`)."""
     logging.getLogger("httpx").setLevel(logging.WARNING)  # httpx logs full URLs at INFO
     logging.getLogger("hypercorn").setLevel(logging.WARNING)
     debug = os.environ.get("LEAPBATCH_DEBUG") == "1"
@@ -71,35 +61,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Handler = args.handler
     try:
         return handler(args)
-    except LeapbatchError as exc:
-        if debug:
+    except (Exception, KeyboardInterrupt, BaseExceptionGroup) as exc:
+        leaf = chosen(exc)
+        if debug or not is_expected(leaf):
             raise
-        _print_error(exc)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        if debug:
-            raise
-        print("interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except OSError as exc:  # the file system said no (permissions, disk full, read-only): not a bug of ours
-        if debug:
-            raise
-        where = f": {exc.filename}" if exc.filename else ""
-        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
-        print(
-            "hint: check the path, its permissions and the free space; LEAPBATCH_DEBUG=1 shows details", file=sys.stderr
-        )
-        return EXIT_USAGE
-    except BaseExceptionGroup as group:
-        found = next((e for e in leaf_exceptions(group) if isinstance(e, LeapbatchError | KeyboardInterrupt)), None)
-        if debug or found is None:
-            raise
-        if isinstance(found, KeyboardInterrupt):
-            print("interrupted", file=sys.stderr)
-            return EXIT_INTERRUPTED
-        assert isinstance(found, LeapbatchError)
-        _print_error(found)
-        return found.exit_code
+        return render(leaf)
 
 
 def entry_point() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 Handler = Callable[[argparse.Namespace], int]
@@ -21,15 +21,6 @@ class CommandModule(Protocol):
 
     def register(self, sub: SubParsers) -> None:
         """Add this module's subcommands."""
-
-
-def leaf_exceptions(exc: BaseException) -> Iterator[BaseException]:
-    """Yield `exc`, or every exception inside it if it is a group (trio's nurseries always raise groups)."""
-    if isinstance(exc, BaseExceptionGroup):
-        for inner in exc.exceptions:
-            yield from leaf_exceptions(inner)
-    else:
-        yield exc
 
 
 def print_json(value: Any) -> None:

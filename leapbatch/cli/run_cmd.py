@@ -17,11 +17,11 @@ from leapbatch.api.backoff import MAX_RETRY_AFTER
 from leapbatch.api.client import Settings, api_http, download_http
 from leapbatch.api.ratelimit import AdaptiveLimiter
 from leapbatch.cli._api import retrying_client
-from leapbatch.cli._common import SubParsers, leaf_exceptions, say
+from leapbatch.cli._common import SubParsers, say
 from leapbatch.cli.emulator_cmd import DEFAULT_FAULT_DELAY, emulated
 from leapbatch.cli.progress import RunProgress
 from leapbatch.emulator import EmulatorConfig, serve_emulator
-from leapbatch.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, UsageError
+from leapbatch.errors import EXIT_OK, EXIT_SOME_FAILED, UsageError
 from leapbatch.folder.images import ImageStore, sweep_parts
 from leapbatch.folder.ledger import FolderLock, Ledger, now
 from leapbatch.folder.records import RunRecord
@@ -196,12 +196,7 @@ def handle(args: argparse.Namespace) -> int:
                     ledger,
                     progress,
                 )
-        except BaseException as exc:
-            if not any(isinstance(e, KeyboardInterrupt) for e in leaf_exceptions(exc)):
-                raise
-            say(f"interrupted: the ledger is consistent; run the same command again to resume ({out})")
-            return EXIT_INTERRUPTED
-        finally:
+        finally:  # on success, failure and Ctrl-C alike; the CLI's boundary then says what happened
             write_results(out, jobs, ledger.state, name=manifest.name)
             ledger.close()
     return _report(summary, out, progress.elapsed, local=target.base_url is None)
