@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from leapbatch.errors import ManifestError, Problem, UsageError
 from leapbatch.manifest import safe_yaml as manifest_yaml
+from leapbatch.manifest import wording
 from leapbatch.manifest.check import check
 from leapbatch.manifest.models import (
     MAX_AXES,
@@ -123,7 +124,7 @@ def parse_manifest(text: str | bytes, source_name: str = "<manifest>", *, source
                 continue
             error["loc"] = loc = _data_loc(built.data, tuple(error["loc"]))
             if not any(loc[: len(refused)] == refused for refused in built.refused):
-                problems.append(manifest_yaml.explain(locator, (), error, error_hint))
+                problems.append(wording.explain(locator, (), error, error_hint))
     if problems or spec is None:
         raise ManifestError(problems)
     return check(spec, locator, hashlib.sha256(raw).hexdigest(), source_path)

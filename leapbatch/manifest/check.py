@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from leapbatch.errors import ManifestError, Problem
 from leapbatch.jobs import Scalar
 from leapbatch.manifest import safe_yaml as manifest_yaml
+from leapbatch.manifest import wording
 from leapbatch.manifest.models import (
     FIELD_TYPES,
     MAX_AXES,
@@ -123,7 +124,7 @@ class _Checker:
                 FIELD_TYPES[name].validate_python(value)
             except ValidationError as exc:
                 for error in exc.errors():
-                    self.problems.append(manifest_yaml.explain(self.locator, loc, error, error_hint))
+                    self.problems.append(wording.explain(self.locator, loc, error, error_hint))
                 return False
             return name not in TEMPLATE_FIELDS or self.template(str(value), loc) is not None
         if isinstance(value, bool) or not isinstance(value, str | int | float):
@@ -208,7 +209,7 @@ class _Checker:
         """Check `{range: [start, end], step: n}`: whole numbers, start <= end, step >= 1, values in bounds."""
         unknown = [key for key in raw if key not in ("range", "step")]
         for key in unknown:
-            hint = manifest_yaml.did_you_mean(key, ["range", "step"]) or "a range is {range: [start, end], step: n}"
+            hint = wording.did_you_mean(key, ["range", "step"]) or "a range is {range: [start, end], step: n}"
             self.add((*loc, key), "unknown key", hint, key=True)
         if "range" not in raw:
             if not unknown:
@@ -272,7 +273,7 @@ class _Checker:
             for name in template.names if template else ():
                 used.add(name)
                 if name not in known and name not in REQUEST_FIELDS:
-                    close = manifest_yaml.close_match(name, sorted(known))
+                    close = wording.close_match(name, sorted(known))
                     self.suspects.update([close] if close else [])
                     hint = f"did you mean '{close}'?" if close else "set it in vars or as a matrix axis"
                     self.add(loc, f"unknown template variable {{{name}}} (known: {_known(known)})", hint)
@@ -309,7 +310,7 @@ class _Checker:
             if name in used and name not in variables:
                 for i, entry in enumerate(axis.values):
                     if name not in entry:
-                        close = manifest_yaml.close_match(name, sorted(entry))
+                        close = wording.close_match(name, sorted(entry))
                         hint = f"is `{close}` a typo of `{name}`?" if close else f"add {name}: ... here, or to vars"
                         self.add(("matrix", axis.label, i), f"sets no `{name}`, and vars has none", hint)
 
@@ -343,18 +344,18 @@ class _Checker:
             self.add(loc, "no model: the entry sets none and there is no top-level model", "add model: to it")
         for name in sorted(used - set(entry) - set(variables) - self.doubtful - set(REQUEST_FIELDS)):
             said = f"no value for {{{name}}}: the entry does not set `{name}` and vars has none"
-            close = manifest_yaml.close_match(name, sorted({*entry, *variables} - set(REQUEST_FIELDS)))
+            close = wording.close_match(name, sorted({*entry, *variables} - set(REQUEST_FIELDS)))
             self.suspects.update([close] if close else [])
             hint = f"did you mean '{close}'?" if close else f"add {name}: ... to the entry, or to vars"
             self.add(loc, said, hint)
         for name in entry:
             # A name the matrix also sets is metadata, as in mapping values; any other unused name is a typo.
             if name not in REQUEST_FIELDS and name not in used and name not in matrix_names:
-                hint = manifest_yaml.did_you_mean(name, sorted(used)) or f"its templates use: {_known(used)}"
+                hint = wording.did_you_mean(name, sorted(used)) or f"its templates use: {_known(used)}"
                 self.add((*loc, name), "not used by this entry's templates nor set by the matrix", hint, key=True)
         return dict(entry), used
 
-    def excludes(self, axes: list[Axis]) -> list[dict[str, frozenset[Scalar]]]:
+    def excludes(self, axes: list[Axis]) -> list[dict[str, frozenset[Scalar]]]:  # noqa: C901 -- one pass over the exclude entries, each check worded where it is made
         """Check the exclude entries against the names and values the matrix sets; return them as sets."""
         if len(self.spec.exclude) > MAX_EXCLUDE:
             self.add(("exclude",), f"{len(self.spec.exclude)} entries, over the limit of {MAX_EXCLUDE}", "use lists")
@@ -376,9 +377,7 @@ class _Checker:
                 nloc = (*loc, name)
                 if name not in domains:
                     if name not in self.doubtful:
-                        hint = (
-                            manifest_yaml.did_you_mean(name, sorted(domains)) or f"the matrix sets: {_known(domains)}"
-                        )
+                        hint = wording.did_you_mean(name, sorted(domains)) or f"the matrix sets: {_known(domains)}"
                         self.add(nloc, "not set by any matrix axis, so this entry never matches", hint, key=True)
                     continue
                 values: list[Any] = value if isinstance(value, list) else [value]
@@ -390,10 +389,7 @@ class _Checker:
                         self.add(vloc, f"expected a single value, got {self.got(vloc, item)}")
                     elif not _in_domain(item, domains[name]):
                         shown = sorted(str(v) for v in domains[name]) if isinstance(domains[name], set) else []
-                        hint = (
-                            manifest_yaml.did_you_mean(str(item), shown)
-                            or f"{name} takes: {_range_text(domains[name])}"
-                        )
+                        hint = wording.did_you_mean(str(item), shown) or f"{name} takes: {_range_text(domains[name])}"
                         self.add(vloc, f"{self.got(vloc, item)} is not a value of {name}, so this never matches", hint)
                 matched[name] = frozenset(v for v in values if not isinstance(v, dict | list))
             out.append(matched)

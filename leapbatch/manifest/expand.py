@@ -173,7 +173,7 @@ def sample_rank(seed: int, key: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}:{key}".encode()).digest(), "big")
 
 
-def expand(manifest: Manifest) -> Expansion:
+def expand(manifest: Manifest) -> Expansion:  # noqa: C901 -- the counts the report needs are kept in one loop, read top to bottom
     """Return the jobs of a manifest in stable order; raise ManifestError if a prompt renders badly or none is left."""
     resolver = _Resolver(manifest)
     sample = manifest.spec.sample

@@ -28,7 +28,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from leapbatch.errors import Problem
 from leapbatch.jobs import Scalar
-from leapbatch.manifest import safe_yaml as manifest_yaml
+from leapbatch.manifest import wording
 from leapbatch.manifest.safe_yaml import Loc, Locator
 from leapbatch.manifest.template import NAME_PATTERN, Template
 from leapbatch.wire import Sampler, Upscale
@@ -229,7 +229,7 @@ def unknown_key_hint(loc: Loc) -> str | None:
     if loc[:-1] == ("params",) and key in ManifestSpec.model_fields:
         return f"`{key}` belongs at the top level"
     known = list(model.model_fields)
-    return manifest_yaml.did_you_mean(key, known) or "known keys: " + ", ".join(known)
+    return wording.did_you_mean(key, known) or "known keys: " + ", ".join(known)
 
 
 @dataclass(frozen=True)

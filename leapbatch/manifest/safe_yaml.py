@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from difflib import get_close_matches
 from typing import Any
 
 import yaml
@@ -35,7 +34,7 @@ _TAG = "tag:yaml.org,2002:"
 _STR, _INT, _FLOAT, _BOOL, _NULL = (_TAG + name for name in ("str", "int", "float", "bool", "null"))
 _SEQ, _MAP = _TAG + "seq", _TAG + "map"
 _REFUSED = "tag:leapbatch,2025:refused"  # stands in for an alias, already reported
-_NUMBER = re.compile(r"[-+]?[0-9][0-9_]*(\.[0-9]*)?\Z")
+NUMBER = re.compile(r"[-+]?[0-9][0-9_]*(\.[0-9]*)?\Z")
 _OCTAL = re.compile(r"[-+]?0[0-9_]+\Z")
 _CONSTRUCTOR = yaml.constructor.SafeConstructor()
 
@@ -94,7 +93,7 @@ class _Composer:
     def problem(self, mark: Any, message: str, hint: str | None = None) -> None:
         self.problems.append(_problem(self.source, mark.line + 1, mark.column + 1, (), message, hint))
 
-    def node(self, depth: int) -> yaml.Node:
+    def node(self, depth: int) -> yaml.Node:  # noqa: C901 -- one branch per YAML event kind, read top to bottom
         event = self.loader.get_event()
         start: Any = event.start_mark  # libyaml's marks are not the pure-Python Mark the stubs name
         end: Any
@@ -197,7 +196,7 @@ def describe(node: yaml.Node | None, value: object = None) -> str:
             return f"`{node.value}`, which YAML reads as the boolean {str(node.value.lower() in _TRUE).lower()}"
         if node.tag in (_INT, _FLOAT):
             return f"the number {node.value}"
-        return f'the string "{_short(node.value)}"'
+        return f'the string "{shorten(node.value)}"'
     return describe_value(value)
 
 
@@ -208,7 +207,7 @@ def describe_value(value: object) -> str:
     if isinstance(value, int | float):
         return f"the number {value}"
     if isinstance(value, str):
-        return f'the string "{_short(value)}"'
+        return f'the string "{shorten(value)}"'
     if isinstance(value, Mapping):
         return "a mapping"
     if isinstance(value, list | tuple):
@@ -219,7 +218,7 @@ def describe_value(value: object) -> str:
 _TRUE = ("yes", "true", "on")
 
 
-def _short(text: str, limit: int = 40) -> str:
+def shorten(text: str, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -353,75 +352,3 @@ class Locator:
         node = self.node(loc, key=key)
         line, col = (node.start_mark.line + 1, node.start_mark.column + 1) if node is not None else (0, 0)
         return _problem(self.source, line, col, loc, message, hint)
-
-
-def close_match(name: str, known: Sequence[str]) -> str | None:
-    """Return the known name closest to `name`, if one is close enough to be a typo of it."""
-    close = get_close_matches(name, list(known), n=1, cutoff=0.6)
-    return close[0] if close else None
-
-
-def did_you_mean(name: str, known: Sequence[str]) -> str | None:
-    """Return "did you mean 'x'?" for the closest known name, or None."""
-    close = close_match(name, known)
-    return f"did you mean '{close}'?" if close else None
-
-
-HintFor = Callable[[str, Loc, Mapping[str, Any]], "str | None"]
-_BOUNDS = {
-    "greater_than_equal": "at least",
-    "greater_than": "more than",
-    "less_than_equal": "at most",
-    "less_than": "less than",
-}
-
-
-def _number(value: object) -> str:
-    """Return a bound as people write it: 30, not 30.0."""
-    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
-
-
-def explain(locator: Locator, base: Loc, error: Mapping[str, Any], hint_for: HintFor) -> Problem:
-    """Return the Problem for one pydantic error (`base` prefixes its `loc`), worded for people.
-
-    `hint_for(kind, loc, ctx)` may supply the hint the format knows best (a did-you-mean, where a key belongs).
-    """
-    loc: Loc = (*base, *error["loc"])
-    kind, ctx, value = error["type"], error.get("ctx") or {}, error.get("input")
-    node = locator.exact(loc)
-    got = describe(node, value)
-    hint = None
-    if kind == "missing":
-        message, hint = "required key is missing", f"add `{loc[-1]}:`"
-    elif kind == "extra_forbidden":
-        return locator.problem(loc, "unknown key", hint=hint_for(kind, loc, ctx), key=True)
-    elif kind == "string_type":
-        message, hint = f"expected text, got {got}", quote_hint(node) if node is not None else None
-        if node is None and isinstance(value, bool | int | float):
-            hint = "quote it"
-    elif kind in ("int_type", "int_from_float", "float_type"):
-        message = f"expected {'a number' if kind == 'float_type' else 'a whole number'}, got {got}"
-        if isinstance(value, str) and _NUMBER.match(value.strip()):
-            hint = "remove the quotes"
-    elif kind == "bool_type":
-        message = f"expected true or false, got {got}"
-    elif kind in ("dict_type", "model_type", "model_attributes_type"):
-        message = f"expected a mapping (key: value lines), got {got}"
-    elif kind == "list_type":
-        message, hint = f"expected a list, got {got}", "write [value] for one value"
-    elif kind == "literal_error":
-        message = f"expected {ctx.get('expected')}, got {got}"
-    elif kind in _BOUNDS:
-        word, bound = next((_BOUNDS[kind], v) for k, v in ctx.items() if k in ("ge", "gt", "le", "lt"))
-        message = f"must be {word} {_number(bound)}, got {_number(value)}"
-    elif kind == "multiple_of":
-        message = f"must be a multiple of {_number(ctx.get('multiple_of'))}, got {_number(value)}"
-    elif kind == "string_too_short":
-        message = "must not be empty"
-    elif kind == "string_too_long":
-        message = f"is {len(str(value)):,} characters, over the {ctx.get('max_length'):,}-character limit"
-    elif kind == "string_pattern_mismatch":
-        message = f'not a valid {loc[-1] if loc else "value"}: "{_short(str(value))}"'
-    else:
-        message = str(error.get("msg", "invalid value"))
-    return locator.problem(loc, message, hint_for(kind, loc, ctx) or hint)
