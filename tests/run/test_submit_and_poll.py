@@ -1,0 +1,156 @@
+"""Specs of `run.submit` and `run.poller` alone: who may be adopted, how far a listing reaches, how `failed` is seen."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, cast
+
+import trio
+import trio.testing
+from pydantic import SecretStr
+
+from leapbatch.api.client import LeapClient, api_http
+from leapbatch.emulator import API_ORIGIN, Emulator, EmulatorConfig
+from leapbatch.events import discard
+from leapbatch.folder.ledger import FolderLock, Ledger
+from leapbatch.folder.records import IntentRecord, SubmittedRecord
+from leapbatch.jobs import Job
+from leapbatch.run.poller import Poller
+from leapbatch.run.submit import CLOCK_SKEW, Submitter
+from leapbatch.wire import CreateInferenceDto, InferenceEntity, InferenceState
+
+MODEL = "26a1a203-3a46-42cb-8cfa-f4de075907d8"
+REQUEST = CreateInferenceDto(prompt="a fox", seed=3, width=64, height=64, steps=10, number_of_images=1)
+
+
+def intent(job: Job, t: float) -> IntentRecord:
+    """Return the intent record a create of `job` at `t` writes."""
+    return IntentRecord(
+        t=t, key=job.key, model=job.model_id, fingerprint=job.fingerprint, request=job.request.to_wire()
+    )
+
+
+async def reconcile_after(tmp_path: Path, job: Job, intent_t: float, ledger_before: list[Any]) -> str | None:
+    """Create `job` on a fresh emulator, write `ledger_before` plus an intent at `intent_t`, and reconcile it."""
+    emulator = Emulator(EmulatorConfig(speed=1.0, seed=1))
+    with FolderLock(tmp_path):
+        ledger = Ledger.open(tmp_path)
+        try:
+            async with api_http(API_ORIGIN, SecretStr("k"), transport=emulator.transport()) as http:
+                client = LeapClient(http)
+                made = await client.create(job.model_id, job.request)
+                for record in ledger_before:
+                    ledger.append(record(made.id) if callable(record) else record)
+                ledger.append(intent(job, intent_t))
+                found = await Submitter(client, ledger, events=discard).reconcile(job, since=intent_t)
+        finally:
+            ledger.close()
+    return None if found is None else found.inference_id
+
+
+async def test_reconcile_adopts_the_job_a_lost_create_made(tmp_path: Path) -> None:
+    """The job that matches the fingerprint, created after the intent, is adopted."""
+    job = Job.build(MODEL, REQUEST)
+    assert await reconcile_after(tmp_path, job, time.time() - 1.0, []) is not None
+
+
+async def test_reconcile_allows_for_a_server_clock_behind_ours(tmp_path: Path) -> None:
+    """A job whose server createdAt is up to CLOCK_SKEW before our intent's time is still ours."""
+    job = Job.build(MODEL, REQUEST)
+    assert await reconcile_after(tmp_path, job, time.time() + CLOCK_SKEW / 2, []) is not None
+
+
+async def test_reconcile_never_adopts_an_id_another_job_owns(tmp_path: Path) -> None:
+    """A matching remote job that the ledger already gives to another job (same fingerprint) is not adopted."""
+    job = Job.build(MODEL, REQUEST)
+    twin = Job.build(MODEL, REQUEST.model_copy(update={"restore_faces": True}))  # same fingerprint, another key
+    assert twin.key != job.key
+    assert twin.fingerprint == job.fingerprint
+    now = time.time()
+
+    def owned(inference_id: str) -> SubmittedRecord:
+        return SubmittedRecord(t=now, key=twin.key, inference_id=inference_id)
+
+    assert await reconcile_after(tmp_path, job, now - 1.0, [intent(twin, now - 2.0), owned]) is None
+
+
+async def test_reconcile_never_adopts_an_earlier_attempts_job(tmp_path: Path) -> None:
+    """The remote job of this job's earlier attempt (an orphan now, e.g. after --retry-failed) is not adopted."""
+    job = Job.build(MODEL, REQUEST)
+    now = time.time()
+
+    def earlier(inference_id: str) -> SubmittedRecord:
+        return SubmittedRecord(t=now, key=job.key, inference_id=inference_id)
+
+    assert await reconcile_after(tmp_path, job, now - 1.0, [intent(job, now - 2.0), earlier]) is None
+
+
+class ListingFake:
+    """A client whose listings are given pages and whose findOne answers from a table; it counts both."""
+
+    def __init__(self, pages: list[list[InferenceEntity]], jobs: dict[str, InferenceEntity]) -> None:
+        self.pages, self.jobs = pages, jobs
+        self.listed: list[int] = []
+        self.found: list[str] = []
+
+    async def find_all(self, model_id: str, *, only_finished: bool, page: int, page_size: int) -> list[InferenceEntity]:
+        self.listed.append(page)
+        await trio.lowlevel.checkpoint()
+        return self.pages[page - 1] if page <= len(self.pages) else []
+
+    async def find_one(self, model_id: str, inference_id: str) -> InferenceEntity:
+        self.found.append(inference_id)
+        await trio.lowlevel.checkpoint()
+        return self.jobs[inference_id]
+
+
+CREATED = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+
+
+def entity(job_id: str, state: InferenceState, minutes: float = 0.0) -> InferenceEntity:
+    """Return a job created `minutes` after CREATED."""
+    return InferenceEntity(id=job_id, state=state, created_at=CREATED.timestamp() + minutes * 60)
+
+
+async def wait_all(fake: ListingFake, ids: list[str], *, expected: float) -> list[InferenceEntity | None]:
+    """Wait for `ids` (created at CREATED) on one Poller in sweep mode; return what each wait returned."""
+    poller = Poller(cast(LeapClient, fake), MODEL, list_threshold=2)
+    results: dict[str, InferenceEntity | None] = {}
+
+    async def wait(job_id: str) -> None:
+        results[job_id] = await poller.wait(job_id, created_at=CREATED, expected=expected, timeout=600.0)
+
+    async with trio.open_nursery() as outer:
+        outer.start_soon(poller.run)
+        async with trio.open_nursery() as waits:
+            for job_id in ids:
+                waits.start_soon(wait, job_id)
+        outer.cancel_scope.cancel()
+    return [results[job_id] for job_id in ids]
+
+
+async def test_a_sweep_reads_every_page_until_one_predates_the_oldest_waiter(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Newer jobs fill pages 1 and 2; the waiters are found on page 3, by listing alone, and page 4 is not read."""
+    newer = [[entity(f"n{p}-{i}", InferenceState.FINISHED, 10) for i in range(3)] for p in range(2)]
+    ours = [entity("a", InferenceState.FINISHED), entity("b", InferenceState.FINISHED)]
+    older = [entity("old", InferenceState.FINISHED, -10)]
+    fake = ListingFake([*newer, ours, older, [entity("older", InferenceState.FINISHED, -20)]], {})
+
+    results = await wait_all(fake, ["a", "b"], expected=1.0)
+
+    assert (["a", "b"], [], [1, 2, 3]) == ([r.id if r else None for r in results], fake.found, fake.listed)
+
+
+async def test_in_sweep_mode_an_overdue_waiter_gets_find_one(autojump_clock: trio.testing.MockClock) -> None:
+    """Jobs that end `failed` never show in onlyFinished listings: once overdue, findOne sees them (still sweeping)."""
+    jobs = {"a": entity("a", InferenceState.FINISHED)} | {i: entity(i, InferenceState.FAILED) for i in ("b", "c")}
+    fake = ListingFake([[jobs["a"]]], jobs)
+
+    results = await wait_all(fake, ["a", "b", "c"], expected=1.0)
+
+    states = [InferenceState.FINISHED, InferenceState.FAILED, InferenceState.FAILED]
+    assert (states, ["b", "c"]) == ([r.state if r else None for r in results], sorted(set(fake.found)))
