@@ -17,7 +17,7 @@ from leapbatch.cli._api import retrying_client, settings_for_folder
 from leapbatch.cli._common import SubParsers, print_json, say
 from leapbatch.errors import EXIT_OK, EXIT_SOME_FAILED, UsageError
 from leapbatch.events import discard
-from leapbatch.folder.ledger import LEDGER_NAME, FolderLock, Ledger, now, read_ledger
+from leapbatch.folder.ledger import LEDGER_NAME, Ledger, now, open_folder, read_ledger
 from leapbatch.folder.records import RunRecord
 from leapbatch.folder.status import folder_usage, status_lines, status_report
 from leapbatch.folder.verify import Problem, verify_folder, verify_report
@@ -131,27 +131,23 @@ def _confirm(count: int, out: Path) -> bool:
 def handle_delete(args: argparse.Namespace) -> int:
     """Delete the remote jobs of a folder."""
     out = _folder(args.out)
-    with FolderLock(out):
-        ledger = Ledger.open(out)
-        try:
-            plan = plan_deletes(out, ledger.state, include_failed=args.include_failed, force=args.force)
-            _describe_plan(plan)
-            if not plan.targets:
-                say("nothing to delete")
-                return EXIT_SOME_FAILED if plan.refused else EXIT_OK
-            if args.dry_run:
-                for target in plan.targets:
-                    print(f"would delete: {target.inference_id} (job {target.key}, {target.why})")
-                say(f"dry run: {len(plan.targets)} jobs would be deleted")
-                return EXIT_OK
-            if not args.yes and not _confirm(len(plan.targets), out):
-                say("nothing deleted")
-                return EXIT_OK
-            base_url, key = settings_for_folder(ledger.state)
-            ledger.append(RunRecord(t=now(), command="delete", tool_version=__version__, base_url=base_url))
-            outcome = trio.run(_delete_all, ledger, plan, base_url, key, args.max_retry_after)
-        finally:
-            ledger.close()
+    with open_folder(out) as ledger:
+        plan = plan_deletes(out, ledger.state, include_failed=args.include_failed, force=args.force)
+        _describe_plan(plan)
+        if not plan.targets:
+            say("nothing to delete")
+            return EXIT_SOME_FAILED if plan.refused else EXIT_OK
+        if args.dry_run:
+            for target in plan.targets:
+                print(f"would delete: {target.inference_id} (job {target.key}, {target.why})")
+            say(f"dry run: {len(plan.targets)} jobs would be deleted")
+            return EXIT_OK
+        if not args.yes and not _confirm(len(plan.targets), out):
+            say("nothing deleted")
+            return EXIT_OK
+        base_url, key = settings_for_folder(ledger.state)
+        ledger.append(RunRecord(t=now(), command="delete", tool_version=__version__, base_url=base_url))
+        outcome = trio.run(_delete_all, ledger, plan, base_url, key, args.max_retry_after)
     say(f"deleted {outcome.deleted}, already gone {outcome.already_gone}, failed {len(outcome.errors)}")
     for key_, message in outcome.errors[:20]:
         say(f"error: job {key_}: {message}")
@@ -177,17 +173,13 @@ def handle_verify(args: argparse.Namespace) -> int:
     out = _folder(args.out)
     restored = 0
     if args.repair:
-        with FolderLock(out):
-            ledger = Ledger.open(out)
-            try:
-                problems, _ = verify_folder(out, ledger.state)
-                wanted = fetchable(ledger.state, problems)
-                if wanted:
-                    restored = trio.run(_refetch, out, ledger, wanted, args.max_retry_after)
-                if problems:
-                    rewrite_derived(out, ledger.state)
-            finally:
-                ledger.close()
+        with open_folder(out) as ledger:
+            problems, _ = verify_folder(out, ledger.state)
+            wanted = fetchable(ledger.state, problems)
+            if wanted:
+                restored = trio.run(_refetch, out, ledger, wanted, args.max_retry_after)
+            if problems:
+                rewrite_derived(out, ledger.state)
     problems, checked = verify_folder(out, read_ledger(out))
     if args.json:
         print_json(verify_report(out, problems, checked, restored))

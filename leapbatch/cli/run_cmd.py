@@ -23,7 +23,7 @@ from leapbatch.cli.progress import RunProgress
 from leapbatch.emulator import EmulatorConfig, serve_emulator
 from leapbatch.errors import EXIT_OK, EXIT_SOME_FAILED, UsageError
 from leapbatch.folder.images import ImageStore, sweep_parts
-from leapbatch.folder.ledger import FolderLock, Ledger, now
+from leapbatch.folder.ledger import Ledger, now, open_folder
 from leapbatch.folder.records import RunRecord
 from leapbatch.folder.results import write_results
 from leapbatch.jobs import Job
@@ -168,9 +168,8 @@ def handle(args: argparse.Namespace) -> int:
         delete_after_download=manifest.cleanup.delete_remote == "after_download",
         speed=target.speed,
     )
-    with FolderLock(out):
+    with open_folder(out) as ledger:
         removed = sweep_parts(out)
-        ledger = Ledger.open(out)
         if ledger.set_aside is not None:
             say(f"note: the ledger's last line was torn (a crash); it was set aside in {ledger.set_aside}")
         if removed:
@@ -198,7 +197,6 @@ def handle(args: argparse.Namespace) -> int:
                 )
         finally:  # on success, failure and Ctrl-C alike; the CLI's boundary then says what happened
             write_results(out, jobs, ledger.state, name=manifest.name)
-            ledger.close()
     return _report(summary, out, progress.elapsed, local=target.base_url is None)
 
 

@@ -16,6 +16,8 @@ import fcntl
 import json
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -191,6 +193,17 @@ class Ledger:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+@contextmanager
+def open_folder(out_dir: Path) -> Iterator[Ledger]:
+    """Take the folder's lock, open its ledger for writing, and close both on the way out (whatever happens)."""
+    with FolderLock(out_dir):
+        ledger = Ledger.open(out_dir)
+        try:
+            yield ledger
+        finally:
+            ledger.close()
 
 
 def now() -> float:
