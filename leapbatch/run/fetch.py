@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-import httpx
+from typing import TYPE_CHECKING
+
 import trio
 
 from leapbatch.api.download import DEFAULT_MAX_BYTES, host_of, stream_body
 from leapbatch.folder.images import ImageStore, StoredImage
+
+if TYPE_CHECKING:
+    import httpx  # the download client's type only: httpx's home is leapbatch.api
 
 
 async def download_image(

@@ -11,8 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
-
-import httpx
+from typing import TYPE_CHECKING
 
 from leapbatch import errors
 from leapbatch.api.client import LeapClient
@@ -23,6 +22,9 @@ from leapbatch.folder.results import job_of, write_results
 from leapbatch.folder.state import LedgerState
 from leapbatch.folder.verify import IMAGE_KINDS, Problem
 from leapbatch.run.fetch import download_image
+
+if TYPE_CHECKING:
+    import httpx  # the download client's type only: httpx's home is leapbatch.api
 
 
 def fetchable(state: LedgerState, problems: Sequence[Problem]) -> list[Problem]:

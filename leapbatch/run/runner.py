@@ -16,8 +16,8 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import httpx
 import trio
 
 from leapbatch import errors
@@ -44,6 +44,10 @@ from leapbatch.run.poller import JobVanishedError, Poller, expected_seconds
 from leapbatch.run.resume import Action, classify
 from leapbatch.run.submit import CreateFailedError, Submitter
 from leapbatch.wire import DEFAULT_SIDE, InferenceEntity, InferenceState, expected_generation_seconds
+
+if TYPE_CHECKING:
+    import httpx  # the download client's type only: httpx's home is leapbatch.api
+
 
 MAX_DOWNLOAD_ATTEMPTS = 4
 
