@@ -61,7 +61,7 @@ class UsageError(LeapbatchError):
     exit_code = EXIT_USAGE
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Problem:
     """One thing wrong with a manifest, located at `path:line:col` (1-based; 0 when unknown)."""
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RunPlanned:
     """The run knows what it will do: `to_run` of `total` jobs need work; the rest are done or failed already."""
 
@@ -21,7 +21,7 @@ class RunPlanned:
     images_done: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class JobSubmitted:
     """A job exists remotely (created now, or adopted after an unknown outcome)."""
 
@@ -30,7 +30,7 @@ class JobSubmitted:
     adopted: bool
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class JobFinished:
     """Every image of a job is verified on disk."""
 
@@ -38,7 +38,7 @@ class JobFinished:
     images: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class JobFailed:
     """A job cannot finish (for now)."""
 
@@ -47,7 +47,7 @@ class JobFailed:
     reason: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class JobUnsettled:
     """A job's requests kept failing this run; its ledger state is kept for the next run to settle."""
 
@@ -55,14 +55,14 @@ class JobUnsettled:
     reason: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class JobDeleted:
     """A job's remote copy is gone."""
 
     key: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RequestRetried:
     """A request failed in a way that is safe to retry, and will be sent again after `delay` seconds."""
 
@@ -73,7 +73,7 @@ class RequestRetried:
     reason: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Notice:
     """Something a person should know (a torn ledger tail set aside, a job adopted, ...)."""
 

@@ -78,7 +78,7 @@ def entity_fingerprint(entity: InferenceEntity) -> str:
     return _fingerprint_of(entity.model_dump(by_alias=True, mode="json"))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Job:
     """One create call to make: its key, model, request body, and the template values that produced it."""
 

@@ -59,7 +59,7 @@ class SingleAttempt:
         return await attempt()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Where the API is and the key to it, read from `LEAP_BASE_URL` and `LEAP_API_KEY`."""
 

@@ -123,7 +123,7 @@ def _positive_float(text: str) -> float:
     return value
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Target:
     base_url: str | None  # None: start the emulator
     api_key: SecretStr
@@ -200,7 +200,7 @@ def handle(args: argparse.Namespace) -> int:
     return _report(summary, out, progress.elapsed, local=target.base_url is None)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Plan:
     manifest: Manifest
     jobs: list[Job]

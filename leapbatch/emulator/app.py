@@ -46,7 +46,7 @@ Receive = Callable[[], Awaitable[Mapping[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Request:
     """One HTTP request, read in full, with the route it matched and the route's path parameters."""
 
@@ -60,7 +60,7 @@ class Request:
     params: Mapping[str, str]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Reply:
     """One HTTP response (Content-Length is added when it is sent), or a connection that breaks.
 

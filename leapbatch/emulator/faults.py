@@ -54,7 +54,7 @@ _PLACES: Mapping[str, tuple[str, ...]] = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Profile:
     rates: Mapping[str, float]
     server_errors: tuple[int, ...] = SERVER_ERRORS
@@ -90,7 +90,7 @@ _PROFILES: Mapping[str, _Profile] = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class InjectedFault:
     """One fault decided for one request: its kind (`name`), its details, and how it breaks the exchange."""
 

@@ -24,7 +24,7 @@ from leapbatch.emulator.inprocess import Emulator
 from leapbatch.emulator.state import Clock, EmulatorConfig
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EmulatorHandle:
     """A running emulator: where its API and image host listen, and its in-process state."""
 

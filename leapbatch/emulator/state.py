@@ -77,7 +77,7 @@ class ManualClock:
         self.now += seconds
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EmulatorConfig:
     """How the emulator behaves; every field has the default `leapbatch emulator` uses."""
 

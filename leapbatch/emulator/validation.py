@@ -34,7 +34,7 @@ class InvalidRequestError(Exception):
         self.messages = messages
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Rule:
     """The constraints on one field of the create body."""
 
@@ -142,7 +142,7 @@ def validate_create(body: object, *, max_dimension: int = 2048) -> dict[str, Any
     return effective
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ListQuery:
     """The effective query of findAll."""
 

@@ -23,7 +23,7 @@ MAX_PIXELS = 8192 * 8192
 MAGIC_LENGTH = 12
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ImageFormat:
     """One accepted image format: its name, file extension, media type and Pillow plugin."""
 

@@ -33,7 +33,7 @@ LEDGER_NAME = "ledger.jsonl"
 LOCK_NAME = ".leapbatch.lock"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Replay:
     """The readable part of a ledger file: its records, how many bytes they span, and any torn tail."""
 

@@ -16,7 +16,7 @@ from leapbatch.folder.state import LedgerState, Phase
 STATUS_VERSION = 1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FolderUsage:
     """What is on disk in an output folder."""
 

@@ -21,7 +21,7 @@ VERIFY_VERSION = 1
 IMAGE_KINDS = ("missing", "damaged")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Problem:
     """One thing wrong in the folder; `kind` is missing, damaged, untracked, metadata or results."""
 

@@ -42,7 +42,7 @@ _WIRE_NAMES = {name: field.alias or name for name, field in CreateInferenceDto.m
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ModelTotals:
     """How many jobs and images one model gets."""
 
@@ -50,7 +50,7 @@ class ModelTotals:
     images: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Expansion:
     """The jobs of a manifest, in order, and how they were counted.
 

@@ -232,7 +232,7 @@ def unknown_key_hint(loc: Loc) -> str | None:
     return wording.did_you_mean(key, known) or "known keys: " + ", ".join(known)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Axis:
     """One matrix axis: scalar values set the name `label`; mapping values set each of their keys."""
 

@@ -317,7 +317,7 @@ def build(root: yaml.Node, source: str) -> Built:
     return Built(data, builder.problems, builder.refused)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Locator:
     """Turn field paths into `file:line:col` problems, using the node tree the data was built from."""
 

@@ -29,7 +29,7 @@ class TemplateError(ValueError):
         self.hint = hint
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Template:
     """A parsed template: `literals[0] {fields[0]} literals[1] {fields[1]} ... literals[-1]`."""
 

@@ -29,7 +29,7 @@ from leapbatch.folder.verify import check_image
 Outcome = Literal["deleted", "already_gone"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Target:
     """One remote job to delete."""
 

@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 MAX_DOWNLOAD_ATTEMPTS = 4
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RunOptions:
     """How a run behaves (limits come from the manifest, overridden by the command line)."""
 

@@ -93,3 +93,17 @@ def test_no_module_is_a_drawer() -> None:
     """No module passes 460 lines (STYLE.md aims at ~400)."""
     sizes = {module: len(path.read_text().splitlines()) for module, path in FILES.items()}
     assert {} == {module: size for module, size in sizes.items() if size > 460}
+
+
+def test_frozen_value_types_have_slots() -> None:
+    """Every frozen dataclass in leapbatch also sets slots=True (smaller, and no stray attributes)."""
+    bare = [
+        f"{module}:{node.lineno}"
+        for module, path in FILES.items()
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Call)
+        and ast.unparse(node.func) == "dataclass"
+        and any(k.arg == "frozen" for k in node.keywords)
+        and not any(k.arg == "slots" for k in node.keywords)
+    ]
+    assert [] == bare
