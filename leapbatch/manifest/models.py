@@ -242,7 +242,7 @@ class Axis:
     names: tuple[str, ...]
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, slots=True)
 class Manifest:
     """A manifest that passed every check: what `expand` and the runner need, and where each part came from."""
 
