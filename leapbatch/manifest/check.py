@@ -13,34 +13,26 @@ is not also called unused, so one typo gives one problem, not a cascade.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
-from leapbatch.errors import ManifestError, Problem
+from leapbatch.errors import ManifestError
 from leapbatch.jobs import Scalar
-from leapbatch.manifest import safe_yaml as manifest_yaml
 from leapbatch.manifest import wording
+from leapbatch.manifest.check_core import CheckerCore, axis_loc, in_domain, is_int, known_names
 from leapbatch.manifest.models import (
-    FIELD_TYPES,
     MAX_AXES,
     MAX_EXCLUDE,
     MAX_JOBS,
-    MAX_TEXT,
     REQUEST_FIELDS,
     TEMPLATE_FIELDS,
-    VAR_RE,
     Axis,
     Manifest,
     ManifestSpec,
-    error_hint,
 )
 from leapbatch.manifest.safe_yaml import Loc, Locator
-from leapbatch.manifest.template import Template, TemplateError
-from leapbatch.manifest.template import parse as parse_template
+from leapbatch.manifest.template import Template
 
 
 def check(spec: ManifestSpec, locator: Locator, source_sha256: str, source_path: Path | None) -> Manifest:
@@ -48,94 +40,8 @@ def check(spec: ManifestSpec, locator: Locator, source_sha256: str, source_path:
     return _Checker(spec, locator).manifest(source_sha256, source_path)
 
 
-def axis_loc(axis: Axis, name: str) -> Loc:
-    """Return where an axis sets `name`: the axis itself, or the first of its entries that sets it."""
-    if axis.mapping:
-        for i, entry in enumerate(axis.values):
-            if name in entry:
-                return ("matrix", axis.label, i, name)
-    return ("matrix", axis.label)
-
-
-def _known(names: Iterable[object]) -> str:
-    listed = ", ".join(sorted(str(n) for n in names))
-    return listed or "none"
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _in_domain(value: object, domain: range | set[Any]) -> bool:
-    if isinstance(domain, range):
-        return _is_int(value) and value in domain
-    return value in domain
-
-
-class _Checker:
+class _Checker(CheckerCore):
     """Round two: the rules that look at more than one key, each problem located at the key it is about."""
-
-    def __init__(self, spec: ManifestSpec, locator: Locator) -> None:
-        self.spec, self.locator = spec, locator
-        self.problems: list[Problem] = []
-        self.templates: dict[str, Template] = {}
-        self.doubtful: set[str] = set()  # names of axes and vars that failed: known, so no follow-on problems
-        self.suspects: set[str] = set()  # names an unknown template variable probably meant: not "unused"
-        self.broken = False  # a template failed to parse: which names are used is unknown
-
-    def add(self, loc: Loc, message: str, hint: str | None = None, *, key: bool = False) -> None:
-        """Record a problem at `loc` (at its key with `key`)."""
-        self.problems.append(self.locator.problem(loc, message, hint, key=key))
-
-    def got(self, loc: Loc, value: object) -> str:
-        """Describe the value at `loc` for an "expected X, got Y" message."""
-        return manifest_yaml.describe(self.locator.exact(loc), value)
-
-    def template(self, text: str | None, loc: Loc) -> Template | None:
-        """Parse a template and remember it; report it (and return None) if it does not parse."""
-        if text is None:
-            return None
-        try:
-            parsed = parse_template(text)
-        except TemplateError as exc:
-            self.add(loc, f"{exc.message} (at character {exc.column})", exc.hint)
-            self.broken = True
-            return None
-        for name in parsed.names:
-            if name in REQUEST_FIELDS:
-                self.add(loc, f"{{{name}}} names a request field, not a template variable", "rename the variable")
-        self.templates[text] = parsed
-        return parsed
-
-    def name(self, name: str, loc: Loc) -> bool:
-        """Check that a name is an identifier."""
-        if re.match(VAR_RE, name) and len(name) <= 64:
-            return True
-        self.add(loc, f"`{name}` is not a valid name", "use letters, digits and _, not starting with a digit", key=True)
-        return False
-
-    def value(self, name: str, value: object, loc: Loc) -> bool:
-        """Check one value for `name`: a request field's type and bounds, or a template variable's text or number."""
-        if isinstance(value, dict | list):
-            self.add(loc, f"expected a single value, got {self.got(loc, value)}")
-            return False
-        if name in FIELD_TYPES:
-            try:
-                FIELD_TYPES[name].validate_python(value)
-            except ValidationError as exc:
-                for error in exc.errors():
-                    self.problems.append(wording.explain(self.locator, loc, error, error_hint))
-                return False
-            return name not in TEMPLATE_FIELDS or self.template(str(value), loc) is not None
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
-            node = self.locator.exact(loc)
-            hint = manifest_yaml.quote_hint(node) if node is not None else None
-            self.add(loc, f"expected text or a number, got {self.got(loc, value)}", hint)
-            return False
-        if isinstance(value, str) and len(value) > MAX_TEXT:
-            self.add(loc, f"is {len(value):,} characters, over the {MAX_TEXT:,}-character limit")
-            return False
-        return True
 
     def variables(self) -> dict[str, Scalar]:
         """Check `vars`; return the good ones."""
@@ -218,11 +124,11 @@ class _Checker:
                 )
             return None
         bounds, step = raw["range"], raw.get("step", 1)
-        if not (isinstance(bounds, list) and len(bounds) == 2 and all(_is_int(b) for b in bounds)):
+        if not (isinstance(bounds, list) and len(bounds) == 2 and all(is_int(b) for b in bounds)):
             hint = "for other values, write a list: [0.5, 1, 2.5]"
             self.add((*loc, "range"), "expected [start, end]: two whole numbers", hint)
             return None
-        if not _is_int(step) or step < 1:
+        if not is_int(step) or step < 1:
             self.add((*loc, "step"), f"expected a whole number of at least 1, got {self.got((*loc, 'step'), step)}")
             return None
         start, end = bounds
@@ -276,7 +182,7 @@ class _Checker:
                     close = wording.close_match(name, sorted(known))
                     self.suspects.update([close] if close else [])
                     hint = f"did you mean '{close}'?" if close else "set it in vars or as a matrix axis"
-                    self.add(loc, f"unknown template variable {{{name}}} (known: {_known(known)})", hint)
+                    self.add(loc, f"unknown template variable {{{name}}} (known: {known_names(known)})", hint)
         for field, top in (("model", self.spec.model), ("prompt", self.spec.prompt)):
             axis = setters.get(field)
             if top is None and axis is None and field not in self.doubtful:
@@ -304,7 +210,7 @@ class _Checker:
             self.add(
                 axis_loc(axis, name) if not axis.mapping else ("matrix", axis.label),
                 f"{what} used by any template, so this axis would only repeat the same jobs",
-                f"use {{{name}}} in a template, or remove it (templates use: {_known(used)})",
+                f"use {{{name}}} in a template, or remove it (templates use: {known_names(used)})",
             )
         for name in counted if axis.mapping else ():
             if name in used and name not in variables:
@@ -351,7 +257,7 @@ class _Checker:
         for name in entry:
             # A name the matrix also sets is metadata, as in mapping values; any other unused name is a typo.
             if name not in REQUEST_FIELDS and name not in used and name not in matrix_names:
-                hint = wording.did_you_mean(name, sorted(used)) or f"its templates use: {_known(used)}"
+                hint = wording.did_you_mean(name, sorted(used)) or f"its templates use: {known_names(used)}"
                 self.add((*loc, name), "not used by this entry's templates nor set by the matrix", hint, key=True)
         return dict(entry), used
 
@@ -377,7 +283,7 @@ class _Checker:
                 nloc = (*loc, name)
                 if name not in domains:
                     if name not in self.doubtful:
-                        hint = wording.did_you_mean(name, sorted(domains)) or f"the matrix sets: {_known(domains)}"
+                        hint = wording.did_you_mean(name, sorted(domains)) or f"the matrix sets: {known_names(domains)}"
                         self.add(nloc, "not set by any matrix axis, so this entry never matches", hint, key=True)
                     continue
                 values: list[Any] = value if isinstance(value, list) else [value]
@@ -387,7 +293,7 @@ class _Checker:
                     vloc = (*nloc, j) if isinstance(value, list) else nloc
                     if isinstance(item, dict | list):
                         self.add(vloc, f"expected a single value, got {self.got(vloc, item)}")
-                    elif not _in_domain(item, domains[name]):
+                    elif not in_domain(item, domains[name]):
                         shown = sorted(str(v) for v in domains[name]) if isinstance(domains[name], set) else []
                         hint = wording.did_you_mean(str(item), shown) or f"{name} takes: {_range_text(domains[name])}"
                         self.add(vloc, f"{self.got(vloc, item)} is not a value of {name}, so this never matches", hint)

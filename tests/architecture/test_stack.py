@@ -90,9 +90,9 @@ def test_libraries_live_in_their_rooms(library: str, rooms: set[str]) -> None:
 
 
 def test_no_module_is_a_drawer() -> None:
-    """No module passes 460 lines (STYLE.md aims at ~400)."""
+    """No module passes ~400 lines (STYLE.md): split by responsibility before a file becomes a drawer."""
     sizes = {module: len(path.read_text().splitlines()) for module, path in FILES.items()}
-    assert {} == {module: size for module, size in sizes.items() if size > 460}
+    assert {} == {module: size for module, size in sizes.items() if size > 410}
 
 
 def test_frozen_value_types_have_slots() -> None:
