@@ -6,6 +6,7 @@ Imported by name (`from cli_support import Cli`): pytest puts `tests/` on the im
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 
 import trio
@@ -28,7 +29,7 @@ class Cli:
             env |= {"LEAP_BASE_URL": handle.base_url, "LEAP_API_KEY": key}
         return env | extra
 
-    async def __call__(self, *args: str | os.PathLike[str], env: dict[str, str]) -> trio.CompletedProcess[bytes]:
+    async def __call__(self, *args: str | os.PathLike[str], env: dict[str, str]) -> subprocess.CompletedProcess[bytes]:
         """Run the CLI with `args` and return the finished process (stdout and stderr captured)."""
         return await trio.run_process(
             [sys.executable, "-m", "leapbatch", *map(str, args)],

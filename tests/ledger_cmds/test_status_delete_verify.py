@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-import trio
 from cli_support import Cli
 
 from leapbatch.emulator import EmulatorHandle
@@ -29,7 +29,7 @@ limits: {{requests_per_second: 200, burst: 50}}
 """
 
 
-async def leapbatch(*args: str | Path, handle: EmulatorHandle) -> trio.CompletedProcess[bytes]:
+async def leapbatch(*args: str | Path, handle: EmulatorHandle) -> subprocess.CompletedProcess[bytes]:
     """Run the CLI against `handle` (stdin empty, so there is no terminal to confirm on)."""
     return await Cli()(*args, env=Cli.env(handle))
 

@@ -7,11 +7,11 @@ the image host's counter of requests that carried Authorization must be 0.
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
-import trio
 from cli_support import Cli
 from invariants import violations
 
@@ -43,7 +43,7 @@ EVERY_ROUTE = {
 }
 
 
-async def leapbatch(*args: str | Path, handle: EmulatorHandle, key: str = CANARY) -> trio.CompletedProcess[bytes]:
+async def leapbatch(*args: str | Path, handle: EmulatorHandle, key: str = CANARY) -> subprocess.CompletedProcess[bytes]:
     """Run the CLI with the canary key against `handle`."""
     return await Cli()(*args, env=Cli.env(handle, key=key))
 

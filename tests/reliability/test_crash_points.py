@@ -7,11 +7,11 @@ Each case kills a run at its n-th pass of the point, resumes until done, and che
 from __future__ import annotations
 
 import signal
+import subprocess
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
-import trio
 from cli_support import Cli
 from invariants import violations
 
@@ -41,7 +41,7 @@ def env_for(handle: EmulatorHandle, crash: str | None = None) -> dict[str, str]:
     return Cli.env(handle, key=CANARY, **({"LEAPBATCH_CRASH_AT": crash} if crash else {}))
 
 
-async def run(manifest: Path, out: Path, env: dict[str, str]) -> trio.CompletedProcess[bytes]:
+async def run(manifest: Path, out: Path, env: dict[str, str]) -> subprocess.CompletedProcess[bytes]:
     """Run the manifest once in a subprocess."""
     return await Cli()("run", manifest, "--out", out, "--plain", "--speed", "1000", env=env)
 

@@ -51,7 +51,7 @@ async def run_and_kill(cmd: list[str], env: dict[str, str], after: float) -> byt
     process = await trio.lowlevel.open_process(cmd, env=env, stdout=-1, stderr=-1)
     assert process.stdout is not None
     assert process.stderr is not None
-    chunks: list[bytes] = []
+    chunks: list[bytes | bytearray] = []
 
     async def drain(stream: trio.abc.ReceiveStream) -> None:
         async with stream:

@@ -257,7 +257,7 @@ async def test_a_refused_key_stops_the_batch_at_once(autojump_clock: trio.testin
         await run_jobs(emulator, tmp_path, make_jobs(20), max_in_flight=2)
     group = caught.value.subgroup(ApiUnavailableError)
     assert group is not None
-    refused = []
+    refused: list[ApiUnavailableError] = []
     while group is not None and not refused:
         refused = [e for e in group.exceptions if isinstance(e, ApiUnavailableError)]
         group = next((e for e in group.exceptions if isinstance(e, BaseExceptionGroup)), None)

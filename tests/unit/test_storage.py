@@ -10,7 +10,7 @@ import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import hypercorn
@@ -150,7 +150,7 @@ async def host(nursery: trio.Nursery) -> ImageHost:
     config = hypercorn.Config()
     config.bind = ["127.0.0.1:0"]
     config.loglevel = "WARNING"
-    binds = await nursery.start(partial(hypercorn.trio.serve, app, config))
+    binds = await nursery.start(partial(hypercorn.trio.serve, cast(Any, app), config))  # hypercorn's TypedDicts
     app.base = binds[0]
     return app
 
