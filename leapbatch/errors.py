@@ -245,6 +245,11 @@ class ServerError(HTTPStatusError):
     """Raised on 5xx (and any other unexpected status)."""
 
 
+def status_of(exc: ApiError) -> int | None:
+    """Return the HTTP status an API error carries, or None when no response arrived."""
+    return exc.status if isinstance(exc, HTTPStatusError) else None
+
+
 def status_error_class(status: int) -> type[HTTPStatusError]:
     """Return the exception class for an HTTP status."""
     if status == 400:

@@ -49,10 +49,6 @@ Hook = Callable[[], object]  # the result is ignored
 T = TypeVar("T")
 
 
-def _status(exc: errors.ApiError) -> int | None:
-    return exc.status if isinstance(exc, errors.HTTPStatusError) else None
-
-
 def provably_unserved(exc: errors.ApiError) -> bool:
     """Return whether the request that failed with `exc` provably never acted on the server.
 
@@ -60,12 +56,12 @@ def provably_unserved(exc: errors.ApiError) -> bool:
     (429, 503). The retry policy sends a POST again only then, and the submitter fails a create without a
     reconciliation listing only then: any other failure may have made the job.
     """
-    return isinstance(exc, errors.ConnectError) or _status(exc) in REFUSED_STATUSES
+    return isinstance(exc, errors.ConnectError) or errors.status_of(exc) in REFUSED_STATUSES
 
 
 def should_retry(method: str, exc: errors.ApiError) -> bool:
     """Return whether a request that failed with `exc` may safely be sent again."""
-    status = _status(exc)
+    status = errors.status_of(exc)
     if method.upper() in IDEMPOTENT_METHODS:
         if isinstance(exc, errors.TransportError | errors.MalformedResponseError):
             return True
@@ -75,7 +71,7 @@ def should_retry(method: str, exc: errors.ApiError) -> bool:
 
 def _is_no_answer(exc: errors.ApiError) -> bool:
     """Return whether `exc` says the API did not really answer (as opposed to answering "no")."""
-    status = _status(exc)
+    status = errors.status_of(exc)
     if status is None:
         return isinstance(exc, errors.TransportError | errors.MalformedResponseError)
     return status >= 500

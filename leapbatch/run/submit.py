@@ -60,10 +60,6 @@ class CreateFailedError(Exception):
         self.reason, self.status, self.attempts = reason, status, attempts
 
 
-def _status(exc: errors.ApiError) -> int | None:
-    return exc.status if isinstance(exc, errors.HTTPStatusError) else None
-
-
 def _created(entity: InferenceEntity) -> float:
     return entity.created_at.timestamp() if entity.created_at else math.inf
 
@@ -109,20 +105,17 @@ class Submitter:
                 raise CreateFailedError("; ".join(exc.messages), exc.status, attempt) from None
             except errors.ApiError as exc:
                 if provably_unserved(exc):  # the client's policy already retried it: give up on it for now
-                    raise CreateFailedError(exc.message, _status(exc), attempt) from None
+                    raise CreateFailedError(exc.message, errors.status_of(exc), attempt) from None
                 self._emit(Notice(f"create of job {job.key[:12]} had an unknown outcome ({exc.message}); listing"))
                 adopted = await self.reconcile(job, since=intent.t)
                 if adopted is not None:
                     return adopted
                 if attempt == MAX_CREATE_ATTEMPTS:
-                    raise CreateFailedError(exc.message, _status(exc), attempt) from None
+                    raise CreateFailedError(exc.message, errors.status_of(exc), attempt) from None
                 await trio.sleep(backoff_delay(attempt, base=0.5, cap=10.0, rng=self._rng))
                 continue
             crashpoint("before-submitted")
-            created_at = entity.created_at.isoformat() if entity.created_at else None
-            self._ledger.append(SubmittedRecord(t=now(), key=job.key, inference_id=entity.id, created_at=created_at))
-            self._emit(JobSubmitted(job.key, entity.id, adopted=False))
-            return Submitted(entity.id, entity.created_at)
+            return self._record(job, entity, adopted=False)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def reconcile(self, job: Job, *, since: float) -> Submitted | None:
@@ -144,9 +137,13 @@ class Submitter:
         found = min(matches, key=_created, default=None)  # the oldest match after the intent is the one we made
         if found is None:
             return None
-        created_at = found.created_at.isoformat() if found.created_at else None
+        return self._record(job, found, adopted=True)
+
+    def _record(self, job: Job, entity: InferenceEntity, *, adopted: bool) -> Submitted:
+        """Record that `job` exists remotely as `entity` (created now, or adopted), and say so."""
+        created_at = entity.created_at.isoformat() if entity.created_at else None
         self._ledger.append(
-            SubmittedRecord(t=now(), key=job.key, inference_id=found.id, created_at=created_at, adopted=True)
+            SubmittedRecord(t=now(), key=job.key, inference_id=entity.id, created_at=created_at, adopted=adopted)
         )
-        self._emit(JobSubmitted(job.key, found.id, adopted=True))
-        return Submitted(found.id, found.created_at, adopted=True)
+        self._emit(JobSubmitted(job.key, entity.id, adopted=adopted))
+        return Submitted(entity.id, entity.created_at, adopted=adopted)

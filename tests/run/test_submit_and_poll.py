@@ -32,8 +32,14 @@ def intent(job: Job, t: float) -> IntentRecord:
     )
 
 
-async def reconcile_after(tmp_path: Path, job: Job, intent_t: float, ledger_before: list[Any]) -> str | None:
-    """Create `job` on a fresh emulator, write `ledger_before` plus an intent at `intent_t`, and reconcile it."""
+async def reconcile_after(
+    tmp_path: Path, job: Job, intent_t: float, ledger_before: list[Any], *, copies: int = 1
+) -> tuple[str, str | None]:
+    """Create `job` on a fresh emulator, write `ledger_before` plus an intent at `intent_t`, and reconcile it.
+
+    With `copies` > 1 the same request is created again a little later (a second, newer match). Return the id the
+    first create made and the id reconciliation adopted (None: nothing adopted).
+    """
     emulator = Emulator(EmulatorConfig(speed=1.0, seed=1))
     with FolderLock(tmp_path):
         ledger = Ledger.open(tmp_path)
@@ -41,25 +47,37 @@ async def reconcile_after(tmp_path: Path, job: Job, intent_t: float, ledger_befo
             async with api_http(API_ORIGIN, SecretStr("k"), transport=emulator.transport()) as http:
                 client = LeapClient(http)
                 made = await client.create(job.model_id, job.request)
+                for _ in range(copies - 1):
+                    await trio.sleep(0.01)
+                    await client.create(job.model_id, job.request)
                 for record in ledger_before:
                     ledger.append(record(made.id) if callable(record) else record)
                 ledger.append(intent(job, intent_t))
                 found = await Submitter(client, ledger, events=discard).reconcile(job, since=intent_t)
         finally:
             ledger.close()
-    return None if found is None else found.inference_id
+    return made.id, None if found is None else found.inference_id
 
 
 async def test_reconcile_adopts_the_job_a_lost_create_made(tmp_path: Path) -> None:
     """The job that matches the fingerprint, created after the intent, is adopted."""
     job = Job.build(MODEL, REQUEST)
-    assert await reconcile_after(tmp_path, job, time.time() - 1.0, []) is not None
+    made, adopted = await reconcile_after(tmp_path, job, time.time() - 1.0, [])
+    assert made == adopted
+
+
+async def test_reconcile_adopts_the_oldest_match_after_the_intent(tmp_path: Path) -> None:
+    """Of two matching jobs made after the intent, the older is the one the lost create made."""
+    job = Job.build(MODEL, REQUEST)
+    made, adopted = await reconcile_after(tmp_path, job, time.time() - 1.0, [], copies=2)
+    assert made == adopted
 
 
 async def test_reconcile_allows_for_a_server_clock_behind_ours(tmp_path: Path) -> None:
     """A job whose server createdAt is up to CLOCK_SKEW before our intent's time is still ours."""
     job = Job.build(MODEL, REQUEST)
-    assert await reconcile_after(tmp_path, job, time.time() + CLOCK_SKEW / 2, []) is not None
+    made, adopted = await reconcile_after(tmp_path, job, time.time() + CLOCK_SKEW / 2, [])
+    assert made == adopted
 
 
 async def test_reconcile_never_adopts_an_id_another_job_owns(tmp_path: Path) -> None:
@@ -73,7 +91,7 @@ async def test_reconcile_never_adopts_an_id_another_job_owns(tmp_path: Path) -> 
     def owned(inference_id: str) -> SubmittedRecord:
         return SubmittedRecord(t=now, key=twin.key, inference_id=inference_id)
 
-    assert await reconcile_after(tmp_path, job, now - 1.0, [intent(twin, now - 2.0), owned]) is None
+    assert (await reconcile_after(tmp_path, job, now - 1.0, [intent(twin, now - 2.0), owned]))[1] is None
 
 
 async def test_reconcile_never_adopts_an_earlier_attempts_job(tmp_path: Path) -> None:
@@ -84,7 +102,7 @@ async def test_reconcile_never_adopts_an_earlier_attempts_job(tmp_path: Path) ->
     def earlier(inference_id: str) -> SubmittedRecord:
         return SubmittedRecord(t=now, key=job.key, inference_id=inference_id)
 
-    assert await reconcile_after(tmp_path, job, now - 1.0, [intent(job, now - 2.0), earlier]) is None
+    assert (await reconcile_after(tmp_path, job, now - 1.0, [intent(job, now - 2.0), earlier]))[1] is None
 
 
 class ListingFake:
