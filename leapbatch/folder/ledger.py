@@ -2,7 +2,8 @@
 
 Invariants:
 - One writer per folder: `FolderLock` holds `fcntl.flock` on `OUT/.leapbatch.lock` for the writer's lifetime; the
-  kernel releases it on kill -9. Readers (`read_ledger`, for `status` and `plan`) take no lock.
+  kernel releases it on kill -9. A `Ledger` is opened only from a held lock (`open_folder`), and refuses to append
+  once that lock is released. Readers (`read_ledger`, for `status` and `plan`) take no lock.
 - Every record is one `write()` of one line, then `fsync`: a record is either wholly in the file or torn at the end.
 - On open, the longest valid prefix is kept. If what follows it is a single line (a write torn by a crash, or
   garbage appended), that tail is copied aside to `ledger.jsonl.torn-N` and cut off, so later appends start on a
@@ -102,6 +103,11 @@ class FolderLock:
         self.out_dir = out_dir
         self._fd: int | None = None
 
+    @property
+    def held(self) -> bool:
+        """Whether this process holds the lock now."""
+        return self._fd is not None
+
     def acquire(self) -> None:
         """Take the lock, creating the folder if needed, or raise `OutputLockedError` at once."""
         try:
@@ -150,19 +156,19 @@ def _set_aside(path: Path, tail: bytes) -> Path:
 class Ledger:
     """The writable ledger of a locked folder: replayed on open, then appended to one fsynced line at a time."""
 
-    def __init__(self, path: Path, state: LedgerState, set_aside: Path | None) -> None:
+    def __init__(self, lock: FolderLock, path: Path, state: LedgerState, set_aside: Path | None) -> None:
+        self._lock = lock
         self.path = path
         self.state = state
         self.set_aside = set_aside  # where a torn tail was moved on open, if there was one
         self._fd: int | None = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
     @classmethod
-    def open(cls, out_dir: Path) -> Ledger:
-        """Replay the folder's ledger, cut off (and keep aside) a torn tail, and open it for appending.
-
-        The caller must hold the folder's `FolderLock`.
-        """
-        path = out_dir / LEDGER_NAME
+    def open(cls, lock: FolderLock) -> Ledger:
+        """Replay the locked folder's ledger, cut off (and keep aside) a torn tail, and open it for appending."""
+        if not lock.held:
+            raise RuntimeError(f"the ledger of {lock.out_dir} was opened without holding the folder lock")
+        path = lock.out_dir / LEDGER_NAME
         data = path.read_bytes() if path.exists() else b""
         replay = parse_ledger(data, str(path))
         aside = None
@@ -174,12 +180,14 @@ class Ledger:
                 handle.truncate(replay.valid_bytes)
                 handle.flush()
                 os.fsync(handle.fileno())
-        return cls(path, fold(replay.records), aside)
+        return cls(lock, path, fold(replay.records), aside)
 
     def append(self, record: Record) -> None:
         """Write `record` as one line, fsync it, and fold it into `state`."""
         if self._fd is None:
             raise RuntimeError("the ledger is closed")
+        if not self._lock.held:
+            raise RuntimeError(f"the lock on {self._lock.out_dir} was released; the ledger can no longer be written")
         line = record.model_dump_json(exclude_none=True).encode("utf-8") + b"\n"
         view = memoryview(line)
         while view:
@@ -198,8 +206,8 @@ class Ledger:
 @contextmanager
 def open_folder(out_dir: Path) -> Iterator[Ledger]:
     """Take the folder's lock, open its ledger for writing, and close both on the way out (whatever happens)."""
-    with FolderLock(out_dir):
-        ledger = Ledger.open(out_dir)
+    with FolderLock(out_dir) as lock:
+        ledger = Ledger.open(lock)
         try:
             yield ledger
         finally:

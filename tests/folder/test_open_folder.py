@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from leapbatch.errors import OutputLockedError
-from leapbatch.folder.ledger import FolderLock, open_folder
+from leapbatch.folder.ledger import LEDGER_NAME, FolderLock, Ledger, open_folder
 from leapbatch.folder.records import RunRecord
 
 RUN = RunRecord(t=1.0, command="run", tool_version="test", base_url="http://127.0.0.1:1")
@@ -30,3 +30,26 @@ def test_open_folder_gives_both_back_when_the_block_fails(tmp_path: Path) -> Non
         ledger.append(RUN)
     with FolderLock(tmp_path):
         pass
+
+
+def test_a_ledger_cannot_be_opened_without_the_lock(tmp_path: Path) -> None:
+    """Opening from a lock that is not held is a bug: refused before the file is created or repaired."""
+    (tmp_path / LEDGER_NAME).write_bytes(b'{"v":1,"ty')  # a torn tail an open would cut off
+    with pytest.raises(RuntimeError, match="without holding the folder lock"):
+        Ledger.open(FolderLock(tmp_path))
+    assert b'{"v":1,"ty' == (tmp_path / LEDGER_NAME).read_bytes()
+    assert [] == list(tmp_path.glob("*.torn-*"))
+
+
+def test_a_ledger_whose_lock_was_released_cannot_be_written(tmp_path: Path) -> None:
+    """Once the lock is given back, another process may be writing: appends raise and the file is unchanged."""
+    lock = FolderLock(tmp_path)
+    lock.acquire()
+    ledger = Ledger.open(lock)
+    ledger.append(RUN)
+    lock.release()
+    before = (tmp_path / LEDGER_NAME).read_bytes()
+    with pytest.raises(RuntimeError, match="was released"):
+        ledger.append(RUN)
+    ledger.close()
+    assert before == (tmp_path / LEDGER_NAME).read_bytes()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from leapbatch.errors import LedgerCorruptError, OutputLockedError
-from leapbatch.folder.ledger import LEDGER_NAME, FolderLock, Ledger, parse_ledger, read_ledger
+from leapbatch.folder.ledger import LEDGER_NAME, FolderLock, open_folder, parse_ledger, read_ledger
 from leapbatch.folder.records import (
     FailedRecord,
     FailStage,
@@ -46,10 +46,9 @@ def sample_records() -> list[Record]:
 def write_ledger(folder: Path, records: list[Record]) -> bytes:
     """Append `records` through a real Ledger and return the file's bytes."""
     folder.mkdir(parents=True, exist_ok=True)
-    ledger = Ledger.open(folder)
-    for record in records:
-        ledger.append(record)
-    ledger.close()
+    with open_folder(folder) as ledger:
+        for record in records:
+            ledger.append(record)
     return (folder / LEDGER_NAME).read_bytes()
 
 
@@ -66,11 +65,11 @@ def test_records_round_trip(tmp_path: Path) -> None:
     """Records appended and replayed give the same records and the same job states."""
     records = sample_records()
     write_ledger(tmp_path, records)
-    reopened = Ledger.open(tmp_path)
-    assert records == parse_ledger((tmp_path / LEDGER_NAME).read_bytes()).records
-    assert Phase.FINISHED == reopened.state.jobs[KEY_A].phase
-    assert Phase.FAILED == reopened.state.jobs[KEY_B].phase
-    assert reopened.set_aside is None
+    with open_folder(tmp_path) as reopened:
+        assert records == parse_ledger((tmp_path / LEDGER_NAME).read_bytes()).records
+        assert Phase.FINISHED == reopened.state.jobs[KEY_A].phase
+        assert Phase.FAILED == reopened.state.jobs[KEY_B].phase
+        assert reopened.set_aside is None
 
 
 def test_truncation_at_every_offset_of_the_last_records_keeps_the_valid_prefix(tmp_path: Path) -> None:
@@ -83,14 +82,13 @@ def test_truncation_at_every_offset_of_the_last_records_keeps_the_valid_prefix(t
         folder.mkdir()
         (folder / LEDGER_NAME).write_bytes(data[:cut])
         whole = sum(1 for start, nxt in zip(starts, [*starts[1:], len(data)], strict=True) if nxt <= cut)
-        ledger = Ledger.open(folder)
-        kept = parse_ledger((folder / LEDGER_NAME).read_bytes()).records
-        assert records[:whole] == kept, f"cut at byte {cut}"
-        torn = data[starts[whole] if whole < len(starts) else len(data) : cut]
-        assert (torn or None) == (ledger.set_aside.read_bytes() if ledger.set_aside else None), f"cut at {cut}"
-        # Later appends start on a clean line.
-        ledger.append(records[0])
-        ledger.close()
+        with open_folder(folder) as ledger:
+            kept = parse_ledger((folder / LEDGER_NAME).read_bytes()).records
+            assert records[:whole] == kept, f"cut at byte {cut}"
+            torn = data[starts[whole] if whole < len(starts) else len(data) : cut]
+            assert (torn or None) == (ledger.set_aside.read_bytes() if ledger.set_aside else None), f"cut at {cut}"
+            # Later appends start on a clean line.
+            ledger.append(records[0])
         assert [*records[:whole], records[0]] == parse_ledger((folder / LEDGER_NAME).read_bytes()).records
 
 
@@ -100,10 +98,10 @@ def test_garbage_appended_is_set_aside(tmp_path: Path, garbage: bytes) -> None:
     records = sample_records()
     data = write_ledger(tmp_path, records)
     (tmp_path / LEDGER_NAME).write_bytes(data + garbage)
-    ledger = Ledger.open(tmp_path)
-    assert data == (tmp_path / LEDGER_NAME).read_bytes()
-    assert ledger.set_aside is not None
-    assert garbage == ledger.set_aside.read_bytes()
+    with open_folder(tmp_path) as ledger:
+        assert data == (tmp_path / LEDGER_NAME).read_bytes()
+        assert ledger.set_aside is not None
+        assert garbage == ledger.set_aside.read_bytes()
     assert records == parse_ledger(data).records
 
 
@@ -114,8 +112,8 @@ def test_corrupt_middle_line_stops_and_touches_nothing(tmp_path: Path) -> None:
     lines[2] = lines[2][:10] + b"#" + lines[2][11:]
     corrupt = b"\n".join(lines)
     (tmp_path / LEDGER_NAME).write_bytes(corrupt)
-    with pytest.raises(LedgerCorruptError) as caught:
-        Ledger.open(tmp_path)
+    with pytest.raises(LedgerCorruptError) as caught, open_folder(tmp_path):
+        pass
     assert f"{tmp_path / LEDGER_NAME}:3: " in caught.value.message
     assert 4 == caught.value.exit_code
     assert corrupt == (tmp_path / LEDGER_NAME).read_bytes()
@@ -128,16 +126,16 @@ def test_record_of_unknown_type_in_the_middle_is_corruption(tmp_path: Path) -> N
     lines = data.split(b"\n")
     lines.insert(1, b'{"v":1,"type":"teleported","t":1}')
     (tmp_path / LEDGER_NAME).write_bytes(b"\n".join(lines))
-    with pytest.raises(LedgerCorruptError, match=r":2: not a ledger record"):
-        Ledger.open(tmp_path)
+    with pytest.raises(LedgerCorruptError, match=r":2: not a ledger record"), open_folder(tmp_path):
+        pass
 
 
 def test_newer_format_is_refused_even_at_the_end(tmp_path: Path) -> None:
     """A record from a newer leapbatch is never cut off as a torn tail."""
     data = write_ledger(tmp_path, sample_records())
     (tmp_path / LEDGER_NAME).write_bytes(data + b'{"v":2,"type":"run","t":1}\n')
-    with pytest.raises(LedgerCorruptError, match="newer than this leapbatch"):
-        Ledger.open(tmp_path)
+    with pytest.raises(LedgerCorruptError, match="newer than this leapbatch"), open_folder(tmp_path):
+        pass
 
 
 def test_read_ledger_needs_no_lock_and_ignores_a_torn_tail(tmp_path: Path) -> None:

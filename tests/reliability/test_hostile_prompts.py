@@ -31,7 +31,7 @@ from leapbatch.api.ratelimit import AdaptiveLimiter, RequestGate
 from leapbatch.api.retry import SafeRetry
 from leapbatch.emulator import EmulatorConfig, EmulatorHandle
 from leapbatch.folder.images import ImageStore
-from leapbatch.folder.ledger import FolderLock, Ledger
+from leapbatch.folder.ledger import open_folder
 from leapbatch.folder.results import write_results
 from leapbatch.folder.state import LedgerState, Phase
 from leapbatch.jobs import Job
@@ -128,26 +128,22 @@ async def run_direct(handle: EmulatorHandle, out: Path, corpus: Sequence[Hostile
     jobs = {hostile.name: build_job(hostile.prompt) for hostile in corpus}
     await trio.Path(out).mkdir()
     limiter = AdaptiveLimiter(64)
-    with FolderLock(out):
-        ledger = Ledger.open(out)
-        try:
-            async with (
-                api_http(handle.base_url, SecretStr("hostile-campaign")) as http,
-                download_http() as downloads,
-            ):
-                client = LeapClient(http, gate=RequestGate(500.0, 100), retry=SafeRetry())
-                runner = Runner(
-                    client=client,
-                    downloads=downloads,
-                    ledger=ledger,
-                    store=ImageStore(out),
-                    limiter=limiter,
-                    options=RunOptions(speed=SPEED),
-                )
-                summary = await runner.run(list(jobs.values()))
-            write_results(out, list(jobs.values()), ledger.state, name="hostile")
-        finally:
-            ledger.close()
+    with open_folder(out) as ledger:
+        async with (
+            api_http(handle.base_url, SecretStr("hostile-campaign")) as http,
+            download_http() as downloads,
+        ):
+            client = LeapClient(http, gate=RequestGate(500.0, 100), retry=SafeRetry())
+            runner = Runner(
+                client=client,
+                downloads=downloads,
+                ledger=ledger,
+                store=ImageStore(out),
+                limiter=limiter,
+                options=RunOptions(speed=SPEED),
+            )
+            summary = await runner.run(list(jobs.values()))
+        write_results(out, list(jobs.values()), ledger.state, name="hostile")
     return DirectRun(jobs, summary, ledger.state)
 
 

@@ -21,7 +21,7 @@ from leapbatch.emulator import API_ORIGIN, Emulator, EmulatorConfig
 from leapbatch.errors import ApiUnavailableError
 from leapbatch.events import Event, JobFailed, JobFinished, JobSubmitted
 from leapbatch.folder.images import ImageStore
-from leapbatch.folder.ledger import Ledger, read_ledger
+from leapbatch.folder.ledger import open_folder, read_ledger
 from leapbatch.folder.records import IntentRecord
 from leapbatch.folder.state import Phase
 from leapbatch.jobs import Job
@@ -94,8 +94,7 @@ async def run_jobs(
     """Run `jobs` to the end against `emulator`, with a fresh ledger handle on `folder`."""
     limiter = AdaptiveLimiter(max_in_flight)
     transport = RecordingTransport(emulator.transport(), limiter)
-    ledger = Ledger.open(folder)
-    try:
+    with open_folder(folder) as ledger:
         async with (
             api_http(API_ORIGIN, SecretStr("k"), transport=transport) as http,
             download_http(transport=emulator.transport()) as downloads,
@@ -111,8 +110,6 @@ async def run_jobs(
                 events=sink or InFlight(),
             )
             summary = await runner.run(jobs)
-    finally:
-        ledger.close()
     return summary, transport
 
 
@@ -162,9 +159,7 @@ async def test_resume_after_cancel_creates_each_job_once(
     jobs = make_jobs(20)
     with trio.move_on_after(3.0):
         await run_jobs(emulator, tmp_path, jobs, rate=5.0, burst=2, max_in_flight=6)
-    partial = Ledger.open(tmp_path)
-    phases = {js.phase for js in partial.state.jobs.values()}
-    partial.close()
+    phases = {js.phase for js in read_ledger(tmp_path).jobs.values()}
     assert Phase.SUBMITTED in phases
     summary, _ = await run_jobs(emulator, tmp_path, jobs)
     assert 20 == summary.finished
@@ -176,11 +171,12 @@ async def test_resume_after_cancel_creates_each_job_once(
 
 def write_intent(folder: Path, job: Job, t: float) -> None:
     """Leave an intent with no `submitted`, as a crash between the two does."""
-    ledger = Ledger.open(folder)
-    ledger.append(
-        IntentRecord(t=t, key=job.key, model=job.model_id, fingerprint=job.fingerprint, request=job.request.to_wire())
-    )
-    ledger.close()
+    with open_folder(folder) as ledger:
+        ledger.append(
+            IntentRecord(
+                t=t, key=job.key, model=job.model_id, fingerprint=job.fingerprint, request=job.request.to_wire()
+            )
+        )
 
 
 @pytest.mark.parametrize("created_before_crash", [True, False])
@@ -196,9 +192,7 @@ async def test_intent_without_submitted_is_settled_by_listing(
         async with api_http(API_ORIGIN, SecretStr("k"), transport=emulator.transport()) as http:
             lost = await LeapClient(http).create(orphan.model_id, orphan.request)
     summary, _ = await run_jobs(emulator, tmp_path, jobs)
-    ledger = Ledger.open(tmp_path)
-    state = ledger.state.jobs[orphan.key]
-    ledger.close()
+    state = read_ledger(tmp_path).jobs[orphan.key]
     assert 3 == summary.finished
     assert 3 == emulator.stats()["jobs"]["created"]
     assert (1 if created_before_crash else 0) == summary.adopted
@@ -226,9 +220,7 @@ async def test_job_past_its_timeout_is_deleted_and_failed(
     """A job not finished within job_timeout is deleted remotely and recorded as failed (timeout)."""
     emulator = Emulator(EmulatorConfig(speed=0.001, seed=8))  # ~5,000 s per job
     summary, _ = await run_jobs(emulator, tmp_path, make_jobs(2), options=RunOptions(job_timeout=30.0))
-    ledger = Ledger.open(tmp_path)
-    states = list(ledger.state.jobs.values())
-    ledger.close()
+    states = list(read_ledger(tmp_path).jobs.values())
     assert (0, 2) == (summary.finished, summary.failed)
     assert {"timeout"} == {js.failure.stage.value for js in states if js.failure}
     assert all(js.deleted for js in states)
@@ -241,9 +233,7 @@ async def test_a_request_the_server_rejects_fails_with_its_messages(
     """A 400 marks the job failed at the create stage, with the server's messages, and costs no retry."""
     emulator = Emulator(EmulatorConfig(speed=1.0, max_dimension=32))
     summary, transport = await run_jobs(emulator, tmp_path, make_jobs(2))
-    ledger = Ledger.open(tmp_path)
-    failures = [js.failure for js in ledger.state.jobs.values()]
-    ledger.close()
+    failures = [js.failure for js in read_ledger(tmp_path).jobs.values()]
     assert (0, 2) == (summary.finished, summary.failed)
     assert 2 == len(transport.sent)
     assert all(f is not None and f.stage.value == "create" and f.http_status == 400 for f in failures)
@@ -284,8 +274,7 @@ async def test_a_job_that_fails_downloading_keeps_no_image(
     """If one image of a job cannot be had, the job fails at `download` and none of its images stays on disk."""
     emulator = Emulator(EmulatorConfig(speed=1.0))
     jobs = make_jobs(3, images=2)
-    ledger = Ledger.open(tmp_path)
-    try:
+    with open_folder(tmp_path) as ledger:
         async with (
             api_http(API_ORIGIN, SecretStr("k"), transport=emulator.transport()) as http,
             download_http(transport=SecondImageIsHtml(emulator.transport())) as downloads,
@@ -299,8 +288,6 @@ async def test_a_job_that_fails_downloading_keeps_no_image(
                 options=RunOptions(),
             )
             summary = await runner.run(jobs)
-    finally:
-        ledger.close()
     assert (0, 3) == (summary.finished, summary.failed)
     assert {"download"} == {js.failure.stage.value for js in read_ledger(tmp_path).jobs.values() if js.failure}
     assert [] == list((tmp_path / "images").iterdir())

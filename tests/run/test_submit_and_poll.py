@@ -14,7 +14,7 @@ from pydantic import SecretStr
 from leapbatch.api.client import LeapClient, api_http
 from leapbatch.emulator import API_ORIGIN, Emulator, EmulatorConfig
 from leapbatch.events import discard
-from leapbatch.folder.ledger import FolderLock, Ledger
+from leapbatch.folder.ledger import open_folder
 from leapbatch.folder.records import IntentRecord, SubmittedRecord
 from leapbatch.jobs import Job
 from leapbatch.run.poller import Poller
@@ -41,21 +41,17 @@ async def reconcile_after(
     first create made and the id reconciliation adopted (None: nothing adopted).
     """
     emulator = Emulator(EmulatorConfig(speed=1.0, seed=1))
-    with FolderLock(tmp_path):
-        ledger = Ledger.open(tmp_path)
-        try:
-            async with api_http(API_ORIGIN, SecretStr("k"), transport=emulator.transport()) as http:
-                client = LeapClient(http)
-                made = await client.create(job.model_id, job.request)
-                for _ in range(copies - 1):
-                    await trio.sleep(0.01)
-                    await client.create(job.model_id, job.request)
-                for record in ledger_before:
-                    ledger.append(record(made.id) if callable(record) else record)
-                ledger.append(intent(job, intent_t))
-                found = await Submitter(client, ledger, events=discard).reconcile(job, since=intent_t)
-        finally:
-            ledger.close()
+    with open_folder(tmp_path) as ledger:
+        async with api_http(API_ORIGIN, SecretStr("k"), transport=emulator.transport()) as http:
+            client = LeapClient(http)
+            made = await client.create(job.model_id, job.request)
+            for _ in range(copies - 1):
+                await trio.sleep(0.01)
+                await client.create(job.model_id, job.request)
+            for record in ledger_before:
+                ledger.append(record(made.id) if callable(record) else record)
+            ledger.append(intent(job, intent_t))
+            found = await Submitter(client, ledger, events=discard).reconcile(job, since=intent_t)
     return made.id, None if found is None else found.inference_id
 
 
