@@ -3,10 +3,12 @@
 Layers, each usable alone:
 
 ```
-state.py       EmulatorConfig, the job table, lifecycle, paging, webhook schedule, Stats   (clock injected)
+config.py      EmulatorConfig, the clocks, Stats
+state.py       the job table, lifecycle, paging, webhook schedule   (clock injected)
 validation.py  create bodies and list queries -> effective values, or class-validator messages
 images.py      deterministic PNG rendering + LRU cache
-app.py         ApiApp and ImageApp (plain ASGI, lifespan handled), the FaultPlan seam
+asgi.py        Request, Reply, the request path both apps share (lifespan, counting), the FaultPlan seam
+app.py         ApiApp and ImageApp: the routes and their answers
 inprocess.py   `Emulator` ties state and apps together; its transport() reaches them without sockets
 faults.py      seeded fault injection: fault kinds, profiles (none, flaky, chaos), `fault_plan(...)`
 webhooks.py    run_webhooks: the one background task that POSTs entities to webhookUrl when jobs end
@@ -35,22 +37,14 @@ Served use::
     handle.base_url, handle.image_base_url
 """
 
-from leapbatch.emulator.app import ApiApp, Fault, FaultPlan, ImageApp, Reply, Request
+from leapbatch.emulator.app import ApiApp, ImageApp
+from leapbatch.emulator.asgi import Fault, FaultPlan, Reply, Request
+from leapbatch.emulator.config import Clock, EmulatorConfig, JobFate, JobFaultPlan, ManualClock, Stats
 from leapbatch.emulator.faults import FAULT_NAMES, PROFILES, InjectedFault, SeededFaultPlan, fault_plan
 from leapbatch.emulator.images import ImageCache, render_png
 from leapbatch.emulator.inprocess import API_ORIGIN, IMAGE_ORIGIN, Emulator
 from leapbatch.emulator.serve import EmulatorHandle, serve_emulator
-from leapbatch.emulator.state import (
-    Clock,
-    EmulatorConfig,
-    EmulatorState,
-    Job,
-    JobFate,
-    JobFaultPlan,
-    ManualClock,
-    Stats,
-    image_path,
-)
+from leapbatch.emulator.state import EmulatorState, Job, image_path
 from leapbatch.emulator.webhooks import run_webhooks
 
 __all__ = [

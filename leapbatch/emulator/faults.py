@@ -2,7 +2,7 @@
 
 Design. `fault_plan(profile, rates, seed=..., delay_seconds=...)` builds a `SeededFaultPlan`, which the emulator
 consults through two seams: `decide(request)` for every counted request (the four API routes and the image host,
-in `app._App._respond`), and `job_fate(key)` once per created job (in `EmulatorState.create`). A request's
+in `asgi._App._respond`), and `job_fate(key)` once per created job (in `EmulatorState.create`). A request's
 decision is a pure function of (seed, route, how many requests that route saw before): a fresh `random.Random`
 seeded with that string draws whether a fault happens, which one, and its details (a Retry-After style, a status,
 a malformed body). So the same sequence of requests meets the same faults in every run, and no decision depends
@@ -30,8 +30,8 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
 
-from leapbatch.emulator.app import DROP, Handler, Reply, Request, error_reply, pause
-from leapbatch.emulator.state import JobFate
+from leapbatch.emulator.asgi import DROP, Handler, Reply, Request, error_reply, pause
+from leapbatch.emulator.config import JobFate
 
 API_FAULTS = ("reset_before", "reset_after", "delay", "throttle", "server_error", "malformed")
 JOB_FAULTS = ("fail", "stuck")

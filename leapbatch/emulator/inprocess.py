@@ -15,18 +15,11 @@ from typing import Any
 
 import httpx
 
-from leapbatch.emulator.app import (
-    _CLIENT_READ_TIMEOUT,
-    ApiApp,
-    ImageApp,
-    Receive,
-    Scope,
-    Send,
-    _App,
-    _ClientGaveUpError,
-)
+from leapbatch.emulator.app import ApiApp, ImageApp
+from leapbatch.emulator.asgi import _CLIENT_READ_TIMEOUT, Receive, Scope, Send, _App, _ClientGaveUpError
+from leapbatch.emulator.config import Clock, EmulatorConfig
 from leapbatch.emulator.images import ImageCache
-from leapbatch.emulator.state import Clock, EmulatorConfig, EmulatorState
+from leapbatch.emulator.state import EmulatorState
 from leapbatch.emulator.webhooks import run_webhooks
 
 API_ORIGIN = "http://api.leap-emulator.test"  # in-process origins: no DNS, only `Emulator.transport()` sees them

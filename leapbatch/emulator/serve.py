@@ -20,8 +20,8 @@ import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve
 
+from leapbatch.emulator.config import Clock, EmulatorConfig
 from leapbatch.emulator.inprocess import Emulator
-from leapbatch.emulator.state import Clock, EmulatorConfig
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from pydantic import SecretStr
 
 from leapbatch.api.client import LeapClient, api_http, download_http
 from leapbatch.emulator import API_ORIGIN, Emulator, EmulatorConfig, EmulatorHandle, Reply, Request, serve_emulator
-from leapbatch.emulator.app import error_reply
+from leapbatch.emulator.asgi import error_reply
 from leapbatch.wire import CreateInferenceDto, InferenceState
 
 MODEL = "model-a"
