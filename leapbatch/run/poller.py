@@ -192,3 +192,16 @@ class Poller:
 def expected_seconds(seconds: float, speed: float) -> float:
     """Return the expected duration of a job on a server running `speed` times faster than Leap."""
     return 0.0 if math.isinf(speed) else seconds / speed
+
+
+JOB_TIMEOUT_FLOOR = 60.0  # a faster server shortens job_timeout, but never below this (a client's own waits)
+
+
+def job_timeout_seconds(job_timeout: float, speed: float) -> float:
+    """Return how long to wait for a job on a server `speed` times faster than Leap, given Leap's `job_timeout`.
+
+    job_timeout is counted on Leap's clock: at speed 50 the default 600 s is 12 s of the server's work, but a run
+    also waits on its own retries and rate limits, so the wait never drops below `JOB_TIMEOUT_FLOOR` (or
+    job_timeout itself, if that is shorter).
+    """
+    return max(expected_seconds(job_timeout, speed), min(job_timeout, JOB_TIMEOUT_FLOOR))

@@ -8,7 +8,8 @@ image store, job-slot limiter, event sink) so tests can drive it. Its rules, fro
 - **Downloads are verified before they count** (`leapbatch.run.fetch`); a retriable failure is fetched again up to
   `MAX_DOWNLOAD_ATTEMPTS` times, and a job that failed to download owns no image file.
 - **Jobs in flight** are bounded by the `AdaptiveLimiter`; every API request passes the client's token bucket.
-- A job past `job_timeout` is deleted remotely and recorded as failed (timeout).
+- A job past `job_timeout` (Leap's seconds: shorter on a faster server, see `poller.job_timeout_seconds`) is
+  deleted remotely and recorded as failed (timeout).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from leapbatch.folder.records import FailedRecord, FailStage, FinishedRecord, Im
 from leapbatch.jobs import Job
 from leapbatch.run.delete import Target, delete_remote
 from leapbatch.run.fetch import download_image
-from leapbatch.run.poller import JobVanishedError, Poller, expected_seconds
+from leapbatch.run.poller import JobVanishedError, Poller, expected_seconds, job_timeout_seconds
 from leapbatch.run.resume import Action, classify
 from leapbatch.run.submit import CreateFailedError, Submitter
 from leapbatch.wire import DEFAULT_SIDE, InferenceEntity, InferenceState, expected_generation_seconds
@@ -56,7 +57,7 @@ MAX_DOWNLOAD_ATTEMPTS = 4
 class RunOptions:
     """How a run behaves (limits come from the manifest, overridden by the command line)."""
 
-    job_timeout: float = 600.0
+    job_timeout: float = 600.0  # on Leap's clock: see `poller.job_timeout_seconds` for a faster server
     retry_failed: bool = False
     delete_after_download: bool = False
     speed: float = 1.0  # how much faster than Leap the server is (the emulator's speed factor; 1 for Leap)
@@ -182,7 +183,7 @@ class Runner:
         )
         try:
             entity = await self._poller(job.model_id).wait(
-                inference_id, created_at=submitted.created_at, expected=expected, timeout=self._options.job_timeout
+                inference_id, created_at=submitted.created_at, expected=expected, timeout=self._job_timeout
             )
         except JobVanishedError:
             self._fail(job, FailStage.GENERATE, "the job disappeared from the server (404)", inference_id, status=404)
@@ -278,9 +279,11 @@ class Runner:
 
     async def _time_out(self, job: Job, inference_id: str) -> None:
         await self._delete(job, inference_id)
-        self._fail(
-            job, FailStage.TIMEOUT, f"not finished after {self._options.job_timeout:g} s (job_timeout)", inference_id
-        )
+        self._fail(job, FailStage.TIMEOUT, f"not finished after {self._job_timeout:g} s (job_timeout)", inference_id)
+
+    @property
+    def _job_timeout(self) -> float:
+        return job_timeout_seconds(self._options.job_timeout, self._options.speed)
 
     async def _delete(self, job: Job, inference_id: str) -> None:
         """Delete the remote job and record it; a failure is only noted (`leapbatch delete` can finish it)."""
