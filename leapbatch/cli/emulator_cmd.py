@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import errno
+import math
 import signal
 import sys
 import textwrap
+from dataclasses import dataclass
 from functools import partial
 
 import trio
@@ -15,9 +17,11 @@ from leapbatch.cli._common import SubParsers
 from leapbatch.emulator import (
     FAULT_NAMES,
     PROFILES,
+    WEBHOOK_SHAPES,
     EmulatorConfig,
     EmulatorHandle,
     SeededFaultPlan,
+    WebhookShape,
     fault_plan,
     serve_emulator,
 )
@@ -41,10 +45,14 @@ examples:
   leapbatch emulator --fail-rate 0.1 --seed 7 # a reproducible 10% of jobs end failed
   leapbatch emulator --faults chaos --seed 7  # a quarter of requests misbehave, the same way every run
   leapbatch emulator --fault throttle=0.2 --fault reset_after=0.05   # only these faults, at these rates
+  leapbatch emulator --faults hostile --speed 50   # then: leapbatch run --speed 50 ... (see docs/emulator.md)
+  leapbatch emulator --models sdxl --billing-limit 100 --clock-offset -300   # a real account's conditions
 docs: docs/emulator.md""".format(faults=textwrap.fill(", ".join(FAULT_NAMES), 110, subsequent_indent=" " * 8))
 
 
 DEFAULT_FAULT_DELAY = 2.0
+DEFAULT_LIST_LAG = 5.0
+DEFAULT_TRICKLE_RATE = 8.0
 
 
 def register(sub: SubParsers) -> None:
@@ -90,13 +98,46 @@ def register(sub: SubParsers) -> None:
         help="seeds every random decision, job fates and faults, so a run reproduces (default: %(default)s)",
     )
     parser.add_argument(
+        "--plain-entities",
+        action="store_true",
+        help="leave out the undocumented keys real answers carried (weightsId, workspaceId, sampler, isDeleted,"
+        " routedToQueue)",
+    )
+    parser.add_argument(
+        "--webhook-shape",
+        choices=WEBHOOK_SHAPES,
+        default="bare",
+        help="webhook body: the entity as Leap's docs show it, or {\"result\": entity} as Leap's starter app reads it"
+        " (default: %(default)s)",
+    )
+    conditions = parser.add_argument_group("server conditions (each applies to every request)")
+    conditions.add_argument(
+        "--clock-offset",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="the server's clock (createdAt, Date) runs S seconds ahead, or behind if negative (default: 0)",
+    )
+    conditions.add_argument(
+        "--billing-limit",
+        type=int,
+        metavar="N",
+        help="the account may make N images; creates past it answer 402 Payment Required (default: no limit)",
+    )
+    conditions.add_argument(
+        "--models",
+        metavar="ID,...",
+        help="only these model ids exist; others answer 404 'Model not found' on create and list (default: all)",
+    )
+    faults = parser.add_argument_group("faults (each drawn per request or per job, seeded by --seed)")
+    faults.add_argument(
         "--faults",
         choices=PROFILES,
         default="none",
-        help="misbehave on purpose: flaky (~5%% of requests, retriable faults) or chaos (~25%%, every kind)"
-        " (default: %(default)s)",
+        help="misbehave on purpose: flaky (~5%% of requests, retriable faults), chaos (~25%%, every kind), or"
+        " hostile (chaos plus servers that lag, stall and lie) (default: %(default)s)",
     )
-    parser.add_argument(
+    faults.add_argument(
         "--fault",
         action="append",
         default=[],
@@ -104,12 +145,27 @@ def register(sub: SubParsers) -> None:
         help="inject fault NAME with probability P per request (per job for fail, stuck), over the profile's rate;"
         " repeatable",
     )
-    parser.add_argument(
+    faults.add_argument(
         "--fault-delay",
         type=float,
         default=DEFAULT_FAULT_DELAY,
         metavar="S",
-        help="seconds the delay and image_slow faults wait before answering (default: %(default)s)",
+        help="seconds the delay and image_slow faults wait before answering, and slow_commit before committing"
+        " (then as long again before answering) (default: %(default)s)",
+    )
+    faults.add_argument(
+        "--list-lag",
+        type=float,
+        default=DEFAULT_LIST_LAG,
+        metavar="S",
+        help="seconds a job stays out of listings after its create answered, under list_lag (default: %(default)s)",
+    )
+    faults.add_argument(
+        "--trickle-rate",
+        type=float,
+        default=DEFAULT_TRICKLE_RATE,
+        metavar="B",
+        help="bytes per second a body is sent at under trickle (default: %(default)s)",
     )
     parser.set_defaults(handler=run)
 
@@ -126,19 +182,72 @@ def _fault_rates(values: list[str]) -> dict[str, float]:
     return rates
 
 
+@dataclass(frozen=True, slots=True)
+class ServerConditions:
+    """What `leapbatch emulator` sets beyond `run --local`: the wire's options and the server conditions."""
+
+    plain_entities: bool = False
+    webhook_shape: WebhookShape = "bare"
+    clock_offset: float = 0.0
+    billing_limit: int | None = None
+    models: frozenset[str] | None = None
+    list_lag: float = DEFAULT_LIST_LAG
+    trickle_rate: float = DEFAULT_TRICKLE_RATE
+
+
 def emulated(
-    *, token: str | None, speed: float, fail_rate: float, seed: int, faults: str, fault: list[str], fault_delay: float
+    *,
+    token: str | None,
+    speed: float,
+    fail_rate: float,
+    seed: int,
+    faults: str,
+    fault: list[str],
+    fault_delay: float,
+    server: ServerConditions | None = None,
 ) -> EmulatorConfig:
     """Return the configuration of an emulator (for `emulator` and `run --local`), or raise `UsageError`."""
+    server = server or ServerConditions()
     if not speed > 0:  # NaN fails this too
         raise UsageError(f"--speed must be greater than 0, got {speed}", hint="use --speed inf for instant jobs")
     if not 0.0 <= fail_rate <= 1.0:
         raise UsageError(f"--fail-rate must be between 0 and 1, got {fail_rate}", hint="0.1 makes one job in ten fail")
+    if not math.isfinite(server.clock_offset):
+        raise UsageError(f"--clock-offset must be a number of seconds, got {server.clock_offset}", hint="e.g. -300")
+    if server.billing_limit is not None and server.billing_limit < 0:
+        raise UsageError(f"--billing-limit must be 0 or more images, got {server.billing_limit}", hint="e.g. 100")
     try:
-        plan = fault_plan(faults, _fault_rates(fault), seed=seed, delay_seconds=fault_delay)
+        plan = fault_plan(
+            faults,
+            _fault_rates(fault),
+            seed=seed,
+            delay_seconds=fault_delay,
+            list_lag_seconds=server.list_lag,
+            trickle_rate=server.trickle_rate,
+        )
     except ValueError as exc:
         raise UsageError(str(exc), hint="`leapbatch emulator --help` lists the faults; rates go from 0 to 1") from None
-    return EmulatorConfig(token=token, speed=speed, fail_rate=fail_rate, seed=seed, faults=plan)
+    return EmulatorConfig(
+        token=token,
+        speed=speed,
+        fail_rate=fail_rate,
+        seed=seed,
+        faults=plan,
+        plain_entities=server.plain_entities,
+        webhook_shape=server.webhook_shape,
+        clock_offset=server.clock_offset,
+        billing_limit=server.billing_limit,
+        models=server.models,
+    )
+
+
+def _models(value: str | None) -> frozenset[str] | None:
+    if value is None:
+        return None
+    models = frozenset(part.strip() for part in value.split(",") if part.strip())
+    if not models:
+        raise UsageError("--models needs at least one model id", hint="e.g. --models sdxl,sd15")
+    return models
 
 
 def config_from(args: argparse.Namespace) -> EmulatorConfig:
@@ -158,6 +267,15 @@ def config_from(args: argparse.Namespace) -> EmulatorConfig:
         faults=args.faults,
         fault=args.fault,
         fault_delay=args.fault_delay,
+        server=ServerConditions(
+            plain_entities=args.plain_entities,
+            webhook_shape=args.webhook_shape,
+            clock_offset=args.clock_offset,
+            billing_limit=args.billing_limit,
+            models=_models(args.models),
+            list_lag=args.list_lag,
+            trickle_rate=args.trickle_rate,
+        ),
     )
 
 
@@ -171,9 +289,16 @@ def _announce(handle: EmulatorHandle, token: str | None) -> None:
         f'-d \'{{"prompt": "a red fox"}}\' {example}',
         flush=True,
     )
-    plan = handle.emulator.config.faults
-    if isinstance(plan, SeededFaultPlan):
-        print(f"faults: {plan.describe()}", file=sys.stderr, flush=True)
+    config = handle.emulator.config
+    if isinstance(config.faults, SeededFaultPlan):
+        print(f"faults: {config.faults.describe()}", file=sys.stderr, flush=True)
+    conditions = [
+        *([f"clock {config.clock_offset:+g} s"] if config.clock_offset else []),
+        *([f"billing limit {config.billing_limit} images"] if config.billing_limit is not None else []),
+        *([f"models {', '.join(sorted(config.models))}"] if config.models is not None else []),
+    ]
+    if conditions:
+        print(f"conditions: {'; '.join(conditions)}", file=sys.stderr, flush=True)
     print("(Ctrl-C stops it)", file=sys.stderr, flush=True)
 
 

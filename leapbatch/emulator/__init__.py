@@ -39,12 +39,22 @@ Served use::
 
 from leapbatch.emulator.app import ApiApp, ImageApp
 from leapbatch.emulator.asgi import Fault, FaultPlan, Reply, Request
-from leapbatch.emulator.config import Clock, EmulatorConfig, JobFate, JobFaultPlan, ManualClock, Stats
+from leapbatch.emulator.config import (
+    WEBHOOK_SHAPES,
+    Clock,
+    EmulatorConfig,
+    JobFate,
+    JobFaultPlan,
+    ManualClock,
+    Stats,
+    WebhookShape,
+)
 from leapbatch.emulator.faults import FAULT_NAMES, PROFILES, InjectedFault, SeededFaultPlan, fault_plan
 from leapbatch.emulator.images import ImageCache, render_png
 from leapbatch.emulator.inprocess import API_ORIGIN, IMAGE_ORIGIN, Emulator
+from leapbatch.emulator.render import image_path
 from leapbatch.emulator.serve import EmulatorHandle, serve_emulator
-from leapbatch.emulator.state import EmulatorState, Job, image_path
+from leapbatch.emulator.state import EmulatorState, Job
 from leapbatch.emulator.webhooks import run_webhooks
 
 __all__ = [
@@ -52,6 +62,7 @@ __all__ = [
     "FAULT_NAMES",
     "IMAGE_ORIGIN",
     "PROFILES",
+    "WEBHOOK_SHAPES",
     "ApiApp",
     "Clock",
     "Emulator",
@@ -71,6 +82,7 @@ __all__ = [
     "Request",
     "SeededFaultPlan",
     "Stats",
+    "WebhookShape",
     "fault_plan",
     "image_path",
     "render_png",

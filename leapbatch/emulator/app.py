@@ -1,7 +1,10 @@
 """The emulator as two plain ASGI apps: the API (Leap's four routes plus stats) and the image host (its CDN).
 
 Both are `asgi._App`s: the request path, counting and the fault seam are shared (asgi.py); here are the routes and
-what each answers.
+what each answers. The API checks, in NestJS's order: auth (401), the body (400), then the handler's own refusals:
+a model not in `config.models` (404 `Model not found`, on create and list) and, on create, the billing limit (402
+once `config.billing_limit` images were made). A request's `Twist` (a fault) is honoured here: the create passes it
+to the state, findOne answers another job (`wrong_id`), a listing serves page 1 (`ignore_page`).
 """
 
 from __future__ import annotations
@@ -11,9 +14,10 @@ import re
 from collections.abc import Mapping
 from urllib.parse import unquote
 
-from leapbatch.emulator.asgi import UNAUTHORIZED, Reply, Request, _App, error_reply, json_reply
+from leapbatch.emulator.asgi import NO_TWIST, UNAUTHORIZED, Reply, Request, _App, error_reply, json_reply
 from leapbatch.emulator.images import ImageCache
-from leapbatch.emulator.state import EmulatorState
+from leapbatch.emulator.render import deleted_entity
+from leapbatch.emulator.state import EmulatorState, Job
 from leapbatch.emulator.validation import InvalidRequestError, parse_json, validate_create, validate_list_query
 from leapbatch.wire import API_PREFIX, InferenceState
 
@@ -79,9 +83,35 @@ class ApiApp(_App):
         if job is None:
             return error_reply(404, f"Inference {inference_id} not found")
         if request.route == "get":
-            return json_reply(200, self.state.render(job))
+            return json_reply(200, self.state.render(self._maybe_other(job, request)))
+        entity = self.state.render(job)
         self.state.delete(model_id, inference_id)
-        return Reply(200)
+        return json_reply(200, deleted_entity(entity, self.state.config))
+
+    def _maybe_other(self, job: Job, request: Request) -> Job:
+        """Return the job findOne answers with: another one of the model under `wrong_id`, when there is one."""
+        if not request.twist.wrong_id:
+            return job
+        other = self.state.other_job(job)
+        if other is None:
+            return job
+        self.state.stats.faults["wrong_id"] += 1
+        return other
+
+    def _unknown_model(self, model_id: str) -> Reply | None:
+        models = self.state.config.models
+        if models is None or model_id in models:
+            return None
+        self.state.stats.faults["model_not_found"] += 1
+        return error_reply(404, "Model not found")
+
+    def _over_billing_limit(self, images: int) -> Reply | None:
+        limit = self.state.config.billing_limit
+        if limit is None or self.state.images_made + images <= limit:
+            return None
+        self.state.stats.faults["billing_limit"] += 1
+        message = f"Billing limit reached: {self.state.images_made} of {limit} images used; raise it in your settings"
+        return error_reply(402, message)
 
     def _create(self, model_id: str, request: Request) -> Reply:
         if request.too_large:
@@ -92,8 +122,17 @@ class ApiApp(_App):
             effective = validate_create(body, max_dimension=self.state.config.max_dimension)
         except InvalidRequestError as exc:
             return error_reply(400, exc.messages)
+        refused = self._unknown_model(model_id) or self._over_billing_limit(effective["numberOfImages"])
+        if refused is not None:
+            return refused
         webhook_url = effective.pop("webhookUrl", None)
-        job = self.state.create(model_id, effective, webhook_url=webhook_url)
+        job = self.state.create(
+            model_id,
+            effective,
+            webhook_url=webhook_url,
+            draw_seed=isinstance(body, dict) and body.get("seed") is None,
+            twist=request.twist if request.twist is not NO_TWIST else None,
+        )
         return json_reply(201, self.state.render(job, InferenceState.QUEUED))
 
     def _list(self, model_id: str, request: Request) -> Reply:
@@ -104,7 +143,14 @@ class ApiApp(_App):
             )
         except InvalidRequestError as exc:
             return error_reply(400, exc.messages)
-        jobs = self.state.page(model_id, page=query.page, page_size=query.page_size, only_finished=query.only_finished)
+        refused = self._unknown_model(model_id)
+        if refused is not None:
+            return refused
+        page = query.page
+        if request.twist.ignore_page and page > 1:
+            self.state.stats.faults["page_ignored"] += 1
+            page = 1
+        jobs = self.state.page(model_id, page=page, page_size=query.page_size, only_finished=query.only_finished)
         return json_reply(200, [self.state.render(job) for job in jobs])
 
 

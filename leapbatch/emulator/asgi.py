@@ -4,8 +4,13 @@ Every request takes the same path: read the body (capped), match a route (unknow
 another method 405, both with NestJS bodies and before auth, as in NestJS), count it, ask the fault plan, then
 handle it. `_App._respond` is the one place where a fault decision is taken: `config.faults.decide(request)`
 returns None (serve normally) or a `Fault` that wraps the handler and may delay, replace or break its reply; the
-fault is counted in the stats by its `name`, and a create whose job was made under a fault that `loses_reply` is
-counted as ambiguous (the job exists, the client cannot know it).
+fault is counted in the stats by its `name` (unless it `counts_itself`: a `Twist` is counted by the state when it
+takes effect), and a create whose job was made under a fault that `loses_reply` is counted as ambiguous (the job
+exists, the client cannot know it). A fault that changes what the server *does* (a late commit, a lagging listing,
+a reused id) hands the handler a `Twist` on the request; the handler and the state honour it.
+
+Every reply carries a `Date` header from the server's wall clock (so a `clock_offset` shows there too; the
+served emulator turns hypercorn's own off).
 
 A `Reply` can also break the connection, which ASGI has no message for; both ways end the app mid-response, which
 hypercorn answers by closing the connection:
@@ -14,8 +19,10 @@ hypercorn answers by closing the connection:
   without a response ("Server disconnected without sending a response").
 - `length` above `len(body)`: the headers announce `length` bytes, `body` is sent, and the connection closes: the
   client sees a body cut short.
+A `trickle` above 0 sends the body that many bytes a second, in small chunks: each read gets a byte well within any
+read timeout, so only a deadline on the whole body ends it.
 
-`httpx.ASGITransport` cannot express either and enforces no timeout: `Emulator.transport()` (inprocess.py) wraps
+`httpx.ASGITransport` cannot express any of these and enforces no timeout: `Emulator.transport()` (inprocess.py) wraps
 the apps so in-process clients meet the same httpx exceptions as over sockets.
 
 Both apps answer the `lifespan` scope (hypercorn-trio requires it) but keep no state in it: `httpx.ASGITransport`
@@ -26,8 +33,10 @@ from __future__ import annotations
 
 import contextvars
 import json
+import math
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from email.utils import format_datetime
 from http import HTTPStatus
 from typing import Any, Protocol
 
@@ -43,6 +52,21 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
+class Twist:
+    """How a fault bends what the server does for one request (the handler honours it; the state counts it)."""
+
+    commit_after: float = 0.0  # create: the job exists (found, listed) only this many seconds later
+    list_lag: float = 0.0  # create: the job is listed only this many seconds after its create answered
+    reuse_id: bool = False  # create: the job takes the id of the model's newest live job
+    extra_images: int = 0  # create: the finished job lists this many images beyond numberOfImages
+    wrong_id: bool = False  # get: the answer is another job of the same model
+    ignore_page: bool = False  # list: page 1, whatever page was asked
+
+
+NO_TWIST = Twist()
+
+
+@dataclass(frozen=True, slots=True)
 class Request:
     """One HTTP request, read in full, with the route it matched and the route's path parameters."""
 
@@ -54,6 +78,7 @@ class Request:
     body: bytes
     too_large: bool
     params: Mapping[str, str]
+    twist: Twist = NO_TWIST
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +94,7 @@ class Reply:
     content_type: str | None = None
     headers: tuple[tuple[str, str], ...] = ()
     length: int | None = None  # the Content-Length announced; None: len(body)
+    trickle: float = 0.0  # bytes per second the body is sent at; 0: all at once
 
 
 DROP = Reply(0)  # close the connection without answering
@@ -80,9 +106,9 @@ Handler = Callable[[Request], Awaitable[Reply]]
 class Fault(Protocol):
     """One injected misbehaviour: it decides whether and how to call the real handler.
 
-    Two optional attributes tell the stats about it: `name` (the key it is counted under; default: the class name)
-    and `loses_reply` (True when the client cannot rely on the reply of a handler that ran: a create made under it
-    counts as ambiguous).
+    Optional attributes tell the stats about it: `name` (the key it is counted under; default: the class name),
+    `loses_reply` (True when the client cannot rely on the reply of a handler that ran: a create made under it
+    counts as ambiguous) and `counts_itself` (True for a `Twist`, which the state counts when it takes effect).
     """
 
     async def apply(self, request: Request, handler: Handler) -> Reply:
@@ -155,11 +181,39 @@ async def _send(send: Send, reply: Reply) -> None:
     if reply.content_type is not None:
         headers.append((b"content-type", reply.content_type.encode()))
     headers += [(name.encode(), value.encode("latin-1")) for name, value in reply.headers]
+    if reply.trickle > 0.0:
+        await _trickle(send, reply, headers)
+        return
     await send({"type": "http.response.start", "status": reply.status, "headers": headers})
     # A body short of its announced length is left unfinished: the connection closes when the app returns.
     await send({"type": "http.response.body", "body": reply.body, "more_body": length > len(reply.body)})
 
 
+TRICKLE_CHUNKS_PER_SECOND = 4
+
+
+class _TrickledError(Exception):
+    """Raised in-process instead of trickling: the transport replays the reply as a slow stream."""
+
+    def __init__(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes, rate: float) -> None:
+        super().__init__(status)
+        self.status, self.headers, self.body, self.rate = status, headers, body, rate
+
+
+async def _trickle(send: Send, reply: Reply, headers: list[tuple[bytes, bytes]]) -> None:
+    """Send the body `reply.trickle` bytes a second, a few chunks a second."""
+    if _IN_PROCESS.get():
+        raise _TrickledError(reply.status, headers, reply.body, reply.trickle)
+    await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+    step = max(1, math.ceil(reply.trickle / TRICKLE_CHUNKS_PER_SECOND))
+    for offset in range(0, len(reply.body), step):
+        await trio.sleep(step / reply.trickle)
+        await send({"type": "http.response.body", "body": reply.body[offset : offset + step], "more_body": True})
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+# Whether the request is served in-process (through `Emulator.transport()`), not over a socket.
+_IN_PROCESS: contextvars.ContextVar[bool] = contextvars.ContextVar("in_process", default=False)
 # The read timeout of the in-process client whose request is being served (None over sockets: the client enforces it).
 _CLIENT_READ_TIMEOUT: contextvars.ContextVar[float | None] = contextvars.ContextVar("client_read_timeout", default=None)
 
@@ -187,6 +241,8 @@ class _App:
 
     def __init__(self, state: EmulatorState) -> None:
         self.state = state
+        self._date_second = -1
+        self._date_value = ""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one ASGI connection scope."""
@@ -201,11 +257,28 @@ class _App:
         self.observe(headers)
         matched = self.route(method, path)
         if isinstance(matched, Reply):
-            await _send(send, matched)
+            await _send(send, self._dated(matched))
             return
         route, params = matched
         request = Request(route, method, path, scope.get("query_string", b""), headers, body, too_large, params)
-        await _send(send, await self._respond(request))
+        await _send(send, self._dated(await self._respond(request)))
+
+    def _dated(self, reply: Reply) -> Reply:
+        """Return the reply with a `Date` header from the server's wall clock (cached for the second)."""
+        if reply.status == 0:
+            return reply
+        now = self.state.wall()
+        second = int(now.timestamp())
+        if second != self._date_second:
+            self._date_second, self._date_value = second, format_datetime(now, usegmt=True)
+        return Reply(
+            reply.status,
+            reply.body,
+            reply.content_type,
+            (*reply.headers, ("date", self._date_value)),
+            reply.length,
+            reply.trickle,
+        )
 
     async def _respond(self, request: Request) -> Reply:
         if request.route in ROUTES:
@@ -213,7 +286,8 @@ class _App:
             plan = self.state.config.faults
             fault = plan.decide(request) if plan is not None else None
             if fault is not None:
-                self.state.stats.faults[str(getattr(fault, "name", type(fault).__name__))] += 1
+                if not getattr(fault, "counts_itself", False):
+                    self.state.stats.faults[str(getattr(fault, "name", type(fault).__name__))] += 1
                 return await fault.apply(request, self._watched(bool(getattr(fault, "loses_reply", False))))
         return await self.handle(request)
 

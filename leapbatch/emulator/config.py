@@ -1,4 +1,11 @@
-"""The emulator's settings and counters: `EmulatorConfig`, the clocks it can run on, and `Stats`."""
+"""The emulator's settings and counters: `EmulatorConfig`, the clocks it can run on, and `Stats`.
+
+Settings come in two kinds. Most are faithful (Leap's defaults and limits, as docs/leap-api-facts.md gives them).
+The triggers are server conditions a test turns on whole, not per request: `clock_offset` (the server's wall clock
+runs ahead or behind), `billing_limit` (creates are refused with 402 once that many images were made) and `models`
+(only these model ids exist). Rate-based faults live in the fault plan (faults.py). A trigger or a plan makes the
+stats carry their `faults` group, where each trigger counts the answers it changed.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +26,8 @@ Clock = Callable[[], float]
 ROUTES = ("create", "list", "get", "delete", "image")
 
 JobFate = Literal["fail", "stuck"]
+WebhookShape = Literal["bare", "result"]
+WEBHOOK_SHAPES: tuple[WebhookShape, ...] = ("bare", "result")
 
 
 @runtime_checkable
@@ -59,6 +68,11 @@ class EmulatorConfig:
     image_cache_size: int = 256  # rendered PNGs kept in memory (least recently used are dropped)
     webhook_timeout: float = 5.0  # seconds for one webhook delivery (there is one attempt)
     faults: FaultPlan | None = None  # decides per request whether to misbehave; None never does
+    plain_entities: bool = False  # leave out the undocumented keys real answers carried (weightsId, ...)
+    webhook_shape: WebhookShape = "bare"  # the webhook body: the entity, or {"result": entity}
+    clock_offset: float = 0.0  # seconds the server's wall clock (createdAt, Date) runs ahead (+) or behind (-)
+    billing_limit: int | None = None  # images the account may make; creates past it answer 402
+    models: frozenset[str] | None = None  # the model ids that exist; None: every id does
 
     def __post_init__(self) -> None:
         if not self.speed > 0:  # also rejects NaN
@@ -69,6 +83,19 @@ class EmulatorConfig:
             raise ValueError("page sizes must satisfy 1 <= default_page_size <= max_page_size")
         if self.token is not None and not self.token:
             raise ValueError("token must be non-empty (or None to accept any token)")
+        if self.webhook_shape not in WEBHOOK_SHAPES:
+            raise ValueError(f"webhook_shape must be one of {', '.join(WEBHOOK_SHAPES)}, got {self.webhook_shape!r}")
+        if not math.isfinite(self.clock_offset):
+            raise ValueError(f"clock_offset must be a finite number of seconds, got {self.clock_offset}")
+        if self.billing_limit is not None and self.billing_limit < 0:
+            raise ValueError(f"billing_limit must be >= 0 images, got {self.billing_limit}")
+        if self.models is not None and not all(self.models):
+            raise ValueError("models must be non-empty ids")
+
+    @property
+    def has_triggers(self) -> bool:
+        """Return whether a server condition (clock offset, billing limit, model list) is on."""
+        return self.clock_offset != 0.0 or self.billing_limit is not None or self.models is not None
 
     def duration(self, steps: int, number_of_images: int) -> float:
         """Return how many clock seconds a job with these parameters takes."""

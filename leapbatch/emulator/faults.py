@@ -10,11 +10,16 @@ on the draws of another route or task. A job's fate is keyed by the job's identi
 identical ones came before, from the job table), so it does not depend on the order concurrent creates arrive in.
 
 Invariants:
-- each fault kind belongs to one place: `API_FAULTS` to create/list/get/delete, `IMAGE_FAULTS` to the image host,
-  `JOB_FAULTS` to job creation; a rate is the chance that one request (or job) there meets that fault;
+- each fault kind belongs to its places: `API_FAULTS` to create/list/get/delete, `CREATE_FAULTS`, `LIST_FAULTS`
+  and `GET_FAULTS` to one route each, `trickle` to every route, `IMAGE_FAULTS` to the image host, `JOB_FAULTS` to
+  job creation; a rate is the chance that one request (or job) there meets that fault;
 - per place, rates add up to at most 1: a larger sum is scaled down to 1, keeping the proportions;
 - a fault runs the handler once or not at all (`HANDLER_RUNS` names the kinds that run it); `loses_reply` marks the
   kinds after which a created job's answer is lost, late or garbled: the emulator counts those creates ambiguous;
+- the kinds in `TWISTS` change what the server does rather than what it says: they hand the handler a `Twist` and
+  are counted when they take effect (a reused id needs an earlier job, a wrong id another job, an ignored page a
+  page past the first), not when they are drawn;
+- a new kind is appended to its place, so adding one never moves the draws of the kinds before it;
 - a plan with every rate at 0 is never built: `fault_plan` returns None and the emulator stays faithful.
 """
 
@@ -30,17 +35,27 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
 
-from leapbatch.emulator.asgi import DROP, Handler, Reply, Request, error_reply, pause
+from leapbatch.emulator.asgi import DROP, Handler, Reply, Request, Twist, error_reply, pause
 from leapbatch.emulator.config import JobFate
 
 API_FAULTS = ("reset_before", "reset_after", "delay", "throttle", "server_error", "malformed")
+CREATE_FAULTS = ("slow_commit", "list_lag", "duplicate_id", "extra_images")
+LIST_FAULTS = ("page_ignored",)
+GET_FAULTS = ("wrong_id", "transient_404")
+ANY_ROUTE_FAULTS = ("trickle",)
 JOB_FAULTS = ("fail", "stuck")
 IMAGE_FAULTS = ("image_slow", "image_cut", "image_404", "image_wrong_type", "image_oversized")
-FAULT_NAMES = API_FAULTS + JOB_FAULTS + IMAGE_FAULTS
-PROFILES = ("none", "flaky", "chaos")
+FAULT_NAMES = API_FAULTS + JOB_FAULTS + IMAGE_FAULTS + CREATE_FAULTS + LIST_FAULTS + GET_FAULTS + ANY_ROUTE_FAULTS
+PROFILES = ("none", "flaky", "chaos", "hostile")
 
-HANDLER_RUNS = frozenset({"reset_after", "delay", "malformed", "image_slow", "image_cut", "image_oversized"})
-LOSES_REPLY = frozenset({"reset_after", "delay", "malformed"})
+HANDLER_RUNS = frozenset(
+    {"reset_after", "delay", "malformed", "image_slow", "image_cut", "image_oversized", "slow_commit", "trickle"}
+    | set(CREATE_FAULTS + LIST_FAULTS)
+    | {"wrong_id"}
+)
+LOSES_REPLY = frozenset({"reset_after", "delay", "malformed", "slow_commit"})
+TWISTS = frozenset(CREATE_FAULTS + LIST_FAULTS + ("wrong_id",))
+EXTRA_IMAGES = ("1", "3", "299")  # how many more images than asked a job lists under `extra_images`
 RETRY_AFTER_STYLES = ("seconds", "date", "huge", "garbage")
 SERVER_ERRORS = (500, 502, 503, 504)
 MALFORMED_STYLES = ("cut", "html", "stateless")
@@ -48,8 +63,11 @@ RESET_STYLES = ("silent", "midway")
 OVERSIZED_LENGTH = 200 * 1024 * 1024  # what image_oversized announces: over any sane download cap
 
 _PLACES: Mapping[str, tuple[str, ...]] = {
-    **dict.fromkeys(("create", "list", "get", "delete"), API_FAULTS),
-    "image": IMAGE_FAULTS,
+    "create": API_FAULTS + CREATE_FAULTS + ANY_ROUTE_FAULTS,
+    "list": API_FAULTS + LIST_FAULTS + ANY_ROUTE_FAULTS,
+    "get": API_FAULTS + GET_FAULTS + ANY_ROUTE_FAULTS,
+    "delete": API_FAULTS + ANY_ROUTE_FAULTS,
+    "image": IMAGE_FAULTS + ANY_ROUTE_FAULTS,
     "job": JOB_FAULTS,
 }
 
@@ -61,6 +79,32 @@ class _Profile:
     retry_after_styles: tuple[str, ...] = RETRY_AFTER_STYLES
 
 
+_CHAOS: Mapping[str, float] = {
+    "reset_before": 0.04,
+    "reset_after": 0.03,
+    "delay": 0.02,
+    "throttle": 0.06,
+    "server_error": 0.06,
+    "malformed": 0.04,
+    "fail": 0.05,
+    "stuck": 0.03,
+    "image_slow": 0.05,
+    "image_cut": 0.07,
+    "image_404": 0.07,
+    "image_wrong_type": 0.03,
+    "image_oversized": 0.03,
+}
+_HOSTILE: Mapping[str, float] = {
+    "slow_commit": 0.03,
+    "list_lag": 0.10,
+    "duplicate_id": 0.01,
+    "extra_images": 0.02,
+    "page_ignored": 0.05,
+    "wrong_id": 0.02,
+    "transient_404": 0.03,
+    "trickle": 0.005,
+}
+
 _PROFILES: Mapping[str, _Profile] = {
     "none": _Profile({}),
     # ~5% of requests, nearly all of them the kinds a client simply retries; no Retry-After that stalls a run.
@@ -69,24 +113,11 @@ _PROFILES: Mapping[str, _Profile] = {
         server_errors=(503,),
         retry_after_styles=("seconds", "date"),
     ),
-    # ~25% of requests and ~8% of jobs, every kind.
-    "chaos": _Profile(
-        {
-            "reset_before": 0.04,
-            "reset_after": 0.03,
-            "delay": 0.02,
-            "throttle": 0.06,
-            "server_error": 0.06,
-            "malformed": 0.04,
-            "fail": 0.05,
-            "stuck": 0.03,
-            "image_slow": 0.05,
-            "image_cut": 0.07,
-            "image_404": 0.07,
-            "image_wrong_type": 0.03,
-            "image_oversized": 0.03,
-        }
-    ),
+    # ~25% of requests and ~8% of jobs, every kind a client can survive without trusting the server less.
+    "chaos": _Profile(_CHAOS),
+    # chaos, plus the servers that lie, lag and stall: late commits, lagging listings, reused and wrong ids, extra
+    # images, spurious 404s, ignored pages and trickled bodies (what docs/reliability.md's promises must hold against).
+    "hostile": _Profile({**_CHAOS, **_HOSTILE}),
 }
 
 
@@ -95,19 +126,46 @@ class InjectedFault:
     """One fault decided for one request: its kind (`name`), its details, and how it breaks the exchange."""
 
     name: str
-    variant: str = ""  # a Retry-After style, a status, a malformed style or a reset style; "" when there is none
-    seconds: float = 0.0  # how long `delay` and `image_slow` wait
+    variant: str = ""  # a Retry-After style, a status, a malformed or reset style, an image count; "" if none
+    seconds: float = 0.0  # how long `delay`, `image_slow` and `slow_commit` wait, how late `list_lag` lists
+    rate: float = 0.0  # bytes per second under `trickle`
 
     @property
     def loses_reply(self) -> bool:
         """Return whether a job created under this fault may never be known to the client."""
         return self.name in LOSES_REPLY
 
+    @property
+    def counts_itself(self) -> bool:
+        """Return whether the state counts this fault when it takes effect (a twist), rather than when drawn."""
+        return self.name in TWISTS
+
+    def twist(self) -> Twist | None:
+        """Return how this fault bends what the server does, or None when it only changes what it says."""
+        if self.name == "extra_images":
+            return Twist(extra_images=int(self.variant))
+        twists = {
+            "slow_commit": Twist(commit_after=self.seconds),
+            "list_lag": Twist(list_lag=self.seconds),
+            "duplicate_id": Twist(reuse_id=True),
+            "wrong_id": Twist(wrong_id=True),
+            "page_ignored": Twist(ignore_page=True),
+        }
+        return twists.get(self.name)
+
     async def apply(self, request: Request, handler: Handler) -> Reply:
         """Return the broken, late or replaced reply this fault sends."""
         if self.name not in HANDLER_RUNS:
             return self._instead(request)
-        reply = await handler(request)
+        twist = self.twist()
+        reply = await handler(request if twist is None else replace(request, twist=twist))
+        if self.name == "slow_commit":  # the job commits `seconds` after the request, the answer as long after
+            await pause(2 * self.seconds)
+            return reply
+        if self.name == "trickle":
+            return replace(reply, trickle=self.rate)
+        if twist is not None:
+            return reply
         if self.name in ("delay", "image_slow"):
             await pause(self.seconds)
             return reply
@@ -130,6 +188,8 @@ class InjectedFault:
             return _server_error(int(self.variant))
         if self.name == "image_404":
             return error_reply(404, f"Cannot GET {request.path}")  # what the host says before the job is finished
+        if self.name == "transient_404":
+            return error_reply(404, f"Inference {request.params.get('inference_id', '')} not found")
         if self.name == "image_wrong_type":
             return Reply(200, _html_page("Just a moment..."), "text/html; charset=utf-8")
         raise AssertionError(f"no reply for fault {self.name!r}")  # every kind is covered above or in apply
@@ -216,6 +276,8 @@ class SeededFaultPlan:
         *,
         seed: int = 0,
         delay_seconds: float = 2.0,
+        list_lag_seconds: float = 5.0,
+        trickle_rate: float = 8.0,
         profile: str = "none",
         server_errors: tuple[int, ...] = SERVER_ERRORS,
         retry_after_styles: tuple[str, ...] = RETRY_AFTER_STYLES,
@@ -223,6 +285,8 @@ class SeededFaultPlan:
         self.rates = {name: rate for name, rate in rates.items() if rate > 0.0}
         self.seed = seed
         self.delay_seconds = delay_seconds
+        self.list_lag_seconds = list_lag_seconds
+        self.trickle_rate = trickle_rate
         self.profile = profile
         self._server_errors = server_errors
         self._retry_after_styles = retry_after_styles
@@ -247,20 +311,30 @@ class SeededFaultPlan:
         return "fail" if name == "fail" else "stuck" if name == "stuck" else None
 
     def _build(self, name: str, rng: random.Random) -> InjectedFault:
-        if name in ("delay", "image_slow"):
+        if name in ("delay", "image_slow", "slow_commit"):
             return InjectedFault(name, seconds=self.delay_seconds)
+        if name == "list_lag":
+            return InjectedFault(name, seconds=self.list_lag_seconds)
+        if name == "trickle":
+            return InjectedFault(name, rate=self.trickle_rate)
         choices = {
             "reset_after": RESET_STYLES,
             "throttle": self._retry_after_styles,
             "server_error": tuple(str(status) for status in self._server_errors),
             "malformed": MALFORMED_STYLES,
+            "extra_images": EXTRA_IMAGES,
         }.get(name)
         return InjectedFault(name, rng.choice(choices) if choices else "")
 
     def describe(self) -> str:
         """Return a one-line summary: the profile, then each rate in percent."""
         rates = ", ".join(f"{name} {self.rates[name]:.1%}" for name in FAULT_NAMES if name in self.rates)
-        return f"{self.profile} (seed {self.seed}, delay {self.delay_seconds:g} s): {rates}"
+        timing = f"delay {self.delay_seconds:g} s"
+        if "list_lag" in self.rates:
+            timing += f", list lag {self.list_lag_seconds:g} s"
+        if "trickle" in self.rates:
+            timing += f", trickle {self.trickle_rate:g} B/s"
+        return f"{self.profile} (seed {self.seed}, {timing}): {rates}"
 
 
 def fault_plan(
@@ -269,10 +343,13 @@ def fault_plan(
     *,
     seed: int = 0,
     delay_seconds: float = 2.0,
+    list_lag_seconds: float = 5.0,
+    trickle_rate: float = 8.0,
 ) -> SeededFaultPlan | None:
     """Return the plan of a profile with per-fault `rates` on top, or None when no fault can happen.
 
-    Raise `ValueError` for an unknown profile or fault name, a rate outside 0..1, or a negative delay.
+    Raise `ValueError` for an unknown profile or fault name, a rate outside 0..1, a negative delay or lag, or a
+    trickle rate that is not above 0.
     """
     chosen = _PROFILES.get(profile)
     if chosen is None:
@@ -286,12 +363,18 @@ def fault_plan(
         merged[name] = float(rate)
     if not (math.isfinite(delay_seconds) and delay_seconds >= 0.0):
         raise ValueError(f"the fault delay must be a number of seconds >= 0, got {delay_seconds!r}")
+    if not (math.isfinite(list_lag_seconds) and list_lag_seconds >= 0.0):
+        raise ValueError(f"the list lag must be a number of seconds >= 0, got {list_lag_seconds!r}")
+    if not (math.isfinite(trickle_rate) and trickle_rate > 0.0):
+        raise ValueError(f"the trickle rate must be a number of bytes per second > 0, got {trickle_rate!r}")
     if not any(rate > 0.0 for rate in merged.values()):
         return None
     return SeededFaultPlan(
         merged,
         seed=seed,
         delay_seconds=delay_seconds,
+        list_lag_seconds=list_lag_seconds,
+        trickle_rate=trickle_rate,
         profile=profile,
         server_errors=chosen.server_errors,
         retry_after_styles=chosen.retry_after_styles,

@@ -3,20 +3,34 @@
 
 `httpx.ASGITransport` cannot express a broken connection (it asserts that a response completed) and enforces no
 timeout, so the transport wraps the apps: an unfinished response becomes the `httpx.RemoteProtocolError` a socket
-would give (raised, or from the body stream after the bytes that were sent), and `pause` (a fault's delay) raises
-`httpx.ReadTimeout` once the client's read timeout has passed, as a client over sockets would give up.
+would give (raised, or from the body stream after the bytes that were sent), `pause` (a fault's delay) raises
+`httpx.ReadTimeout` once the client's read timeout has passed, as a client over sockets would give up, and a
+trickled body arrives as a stream that sleeps between its chunks (the status and headers at once, as a socket
+gives them).
 `serve_emulator` (serve.py) serves the same `Emulator` over HTTP.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
+import trio
 
 from leapbatch.emulator.app import ApiApp, ImageApp
-from leapbatch.emulator.asgi import _CLIENT_READ_TIMEOUT, Receive, Scope, Send, _App, _ClientGaveUpError
+from leapbatch.emulator.asgi import (
+    _CLIENT_READ_TIMEOUT,
+    _IN_PROCESS,
+    TRICKLE_CHUNKS_PER_SECOND,
+    Receive,
+    Scope,
+    Send,
+    _App,
+    _ClientGaveUpError,
+    _TrickledError,
+)
 from leapbatch.emulator.config import Clock, EmulatorConfig
 from leapbatch.emulator.images import ImageCache
 from leapbatch.emulator.state import EmulatorState
@@ -82,6 +96,21 @@ class _CutShort(httpx.AsyncByteStream):
         )
 
 
+class _Trickling(httpx.AsyncByteStream):
+    """A response body that arrives `rate` bytes a second, in a few chunks a second (on trio's clock)."""
+
+    def __init__(self, body: bytes, rate: float) -> None:
+        self._body = body
+        self._rate = rate
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        """Yield the body chunk by chunk, sleeping before each."""
+        step = max(1, math.ceil(self._rate / TRICKLE_CHUNKS_PER_SECOND))
+        for offset in range(0, len(self._body), step):
+            await trio.sleep(step / self._rate)
+            yield self._body[offset : offset + step]
+
+
 class _InProcessTransport(httpx.AsyncBaseTransport):
     """Send requests for the image host to the image app, and every other request to the API app.
 
@@ -99,6 +128,7 @@ class _InProcessTransport(httpx.AsyncBaseTransport):
         to_images = request.url.host == httpx.URL(self._emulator.image_base_url).host
         timeout = request.extensions.get("timeout", {}).get("read")
         token = _CLIENT_READ_TIMEOUT.set(timeout)
+        in_process = _IN_PROCESS.set(True)
         try:
             return await (self._images if to_images else self._api).handle_async_request(request)
         except _UnfinishedError as cut:
@@ -107,9 +137,12 @@ class _InProcessTransport(httpx.AsyncBaseTransport):
                 raise httpx.RemoteProtocolError(message, request=request) from None
             announced = httpx.Headers(cut.headers).get("content-length", "more")
             return httpx.Response(cut.status, headers=cut.headers, stream=_CutShort(cut.body, announced, request))
+        except _TrickledError as slow:
+            return httpx.Response(slow.status, headers=slow.headers, stream=_Trickling(slow.body, slow.rate))
         except _ClientGaveUpError:
             raise httpx.ReadTimeout(f"no answer within the {timeout} s read timeout", request=request) from None
         finally:
+            _IN_PROCESS.reset(in_process)
             _CLIENT_READ_TIMEOUT.reset(token)
 
 

@@ -59,6 +59,7 @@ def _hypercorn_config(sock: socket.socket) -> Config:
     config = Config()
     config.bind = [f"fd://{sock.detach()}"]  # hypercorn now owns the descriptor (and closes it)
     config.accesslog = None
+    config.include_date_header = False  # the apps send their own, from the server's (maybe offset) clock
     # A Logger object is used as it is: hypercorn then adds no handler and leaves levels to the application.
     config.errorlog = logging.getLogger("hypercorn.error")
     config.graceful_timeout = 1.0

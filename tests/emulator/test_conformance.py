@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -43,11 +44,42 @@ async def test_create_answers_201_queued_with_the_spec_defaults(target: Target) 
         "height": 1024,
         "numberOfImages": 1,
         "promptStrength": 7,
-        "seed": 4523184,
         "modelId": MODEL,
         "upscalingOption": "x1",
-    } == {key: body[key] for key in (*SPEC_DEFAULTS, "prompt", "modelId", "upscalingOption")}
+    } == {key: body[key] for key in (*SPEC_DEFAULTS, "prompt", "modelId", "upscalingOption") if key != "seed"}
     assert str(uuid.UUID(body["id"])) == body["id"]
+
+
+async def test_an_omitted_seed_is_drawn_reproducibly_per_emulator_seed(make_target: MakeTarget) -> None:
+    """Without a seed each create draws one (0..2^32-1): identical requests differ, and the same emulator seed and
+    requests draw the same seeds again; another emulator seed draws others. A seed sent (or null) is as given."""
+
+    async def seeds(emulator_seed: int) -> list[int]:
+        target = await make_target(EmulatorConfig(seed=emulator_seed))
+        drawn = [(await target.create(prompt="a fox"))["seed"] for _ in range(3)]
+        return [*drawn, (await target.create(prompt="a fox", seed=5))["seed"]]
+
+    first, again, other = await seeds(1), await seeds(1), await seeds(2)
+
+    assert first == again
+    assert 3 == len(set(first[:3]))
+    assert all(0 <= seed < 2**32 for seed in first)
+    assert 5 == first[3]
+    assert first[:3] != other[:3]
+    assert 4523184 not in first  # not the spec's annotated constant
+
+
+async def test_entities_carry_the_undocumented_keys_real_answers_had(make_target: MakeTarget) -> None:
+    """Every entity has weightsId, workspaceId, sampler, isDeleted and routedToQueue; plain_entities drops them."""
+    extra = {"weightsId", "workspaceId", "sampler", "isDeleted", "routedToQueue"}
+    full = await (await make_target()).create(sampler="euler")
+    plain = await (await make_target(EmulatorConfig(plain_entities=True))).create()
+
+    assert extra <= set(full)
+    assert not extra & set(plain)
+    assert ("euler", False, "default") == (full["sampler"], full["isDeleted"], full["routedToQueue"])
+    assert str(uuid.UUID(full["weightsId"])) == full["weightsId"]
+    assert set(plain) | extra == set(full)
 
 
 async def test_create_echoes_the_values_sent(target: Target) -> None:
@@ -83,16 +115,19 @@ async def test_create_echoes_the_values_sent(target: Target) -> None:
     assert "unknownKey" not in body
 
 
-async def test_timestamps_are_iso_8601_in_utc(target: Target, manual_clock: ManualClock) -> None:
-    """createdAt of jobs and images is ISO 8601 with a `+00:00` offset."""
+async def test_timestamps_are_in_leaps_two_styles(target: Target, manual_clock: ManualClock) -> None:
+    """A job's createdAt is ISO 8601 with `T` and `+00:00`; an image's is Leap's `2023-06-20 07:04:01.634307+00`."""
     created = await target.create()
     manual_clock.advance(PAST_ANY_JOB)
 
     body = (await target.get(created["id"])).json()
 
-    stamps = [body["createdAt"], *(image["createdAt"] for image in body["images"])]
-    assert [True, True] == [stamp.endswith("+00:00") for stamp in stamps]
-    assert [timedelta(0), timedelta(0)] == [datetime.fromisoformat(stamp).utcoffset() for stamp in stamps]
+    job_stamp, image_stamp = body["createdAt"], body["images"][0]["createdAt"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00", job_stamp), job_stamp
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}\+00", image_stamp), image_stamp
+    assert timedelta(0) == datetime.fromisoformat(job_stamp).utcoffset()
+    assert datetime.fromisoformat(image_stamp + ":00") > datetime.fromisoformat(job_stamp)
+    assert 1 == len((await target.leap.find_one(MODEL, created["id"])).images)  # our own client reads both
 
 
 async def test_find_one_answers_the_entity(target: Target) -> None:
@@ -115,14 +150,15 @@ async def test_find_all_answers_a_bare_array_newest_first(target: Target) -> Non
     assert list(reversed(ids)) == [entity["id"] for entity in response.json()]
 
 
-async def test_delete_answers_200_with_no_body_and_the_job_is_gone(target: Target) -> None:
-    """After a delete the job is not found, cannot be deleted again, and is not listed."""
+async def test_delete_answers_200_with_the_deleted_job_and_the_job_is_gone(target: Target) -> None:
+    """A delete answers the job as it was, marked isDeleted; then it is not found, not deletable, not listed."""
     created = await target.create()
     path = inferences_path(MODEL, created["id"])
 
     deleted = await target.api.delete(path)
 
-    assert (200, b"") == (deleted.status_code, deleted.content)
+    assert 200 == deleted.status_code
+    assert {**created, "isDeleted": True} == deleted.json()
     assert 404 == (await target.api.get(path)).status_code
     assert 404 == (await target.api.delete(path)).status_code
     assert [] == (await target.api.get(inferences_path(MODEL))).json()
@@ -331,6 +367,8 @@ async def test_a_body_over_the_limit_is_413(target: Target) -> None:
     [
         ("page=0", ["page must not be less than 1"]),
         ("page=two", ["page must be an integer number"]),
+        ("page=3.14", ["page must be an integer number"]),  # the official Python SDK's README example: refused
+        ("pageSize=2.0", ["pageSize must be an integer number"]),
         ("pageSize=0", ["pageSize must not be less than 1"]),
         ("pageSize=1_0", ["pageSize must be an integer number"]),
         ("onlyFinished=maybe", ["onlyFinished must be a boolean value"]),
@@ -510,6 +548,20 @@ async def test_webhooks_post_the_finished_entity(make_target: MakeTarget, webhoo
     assert ("/hook", created["id"], "finished", 1) == (path, body["id"], body["state"], len(body["images"]))
     await _eventually(target, "webhooks", "delivered", 1)
     assert {"delivered": 1, "failed": 0} == (await target.stats())["webhooks"]
+
+
+async def test_the_webhook_body_can_wrap_the_entity_in_result(
+    make_target: MakeTarget, webhook_receiver: Receiver
+) -> None:
+    """With webhook_shape "result" the body is {"result": entity}, the shape Leap's starter app reads."""
+    target = await make_target(EmulatorConfig(speed=FAST, webhook_shape="result"))
+    created = await target.create(webhookUrl=webhook_receiver.url, width=64, height=64)
+
+    with trio.fail_after(10):
+        _, body = await webhook_receiver.received.receive()
+
+    assert ["result"] == list(body)
+    assert (created["id"], "finished") == (body["result"]["id"], body["result"]["state"])
 
 
 async def test_failed_webhook_deliveries_are_counted(make_target: MakeTarget, webhook_receiver: Receiver) -> None:

@@ -9,6 +9,8 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 
 import httpx
 import pytest
@@ -80,6 +82,12 @@ def test_the_command_serves_until_ctrl_c_and_exits_cleanly(emulator_process: sub
         (["--port", "65536"], "error: --port must be between 0 and 65535, got 65536"),
         (["--port", "9000", "--image-port", "9000"], "error: --port and --image-port are both 9000"),
         (["--token", " "], "error: --token must not be empty"),
+        (["--clock-offset", "nan"], "error: --clock-offset must be a number of seconds, got nan"),
+        (["--clock-offset", "inf"], "error: --clock-offset must be a number of seconds, got inf"),
+        (["--billing-limit", "-1"], "error: --billing-limit must be 0 or more images, got -1"),
+        (["--models", " , "], "error: --models needs at least one model id"),
+        (["--list-lag", "-1"], "error: the list lag must be a number of seconds >= 0, got -1.0"),
+        (["--trickle-rate", "0"], "error: the trickle rate must be a number of bytes per second > 0, got 0.0"),
     ],
 )
 def test_bad_options_are_usage_errors(options: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -112,5 +120,52 @@ def test_help_names_every_option(capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["emulator", "--help"])
 
     out = capsys.readouterr().out
-    options = ["--host", "--port", "--image-port", "--token", "--speed", "--fail-rate", "--seed"]
+    options = [
+        "--host",
+        "--port",
+        "--image-port",
+        "--token",
+        "--speed",
+        "--fail-rate",
+        "--seed",
+        "--plain-entities",
+        "--webhook-shape",
+        "--clock-offset",
+        "--billing-limit",
+        "--models",
+        "--faults",
+        "--fault-delay",
+        "--list-lag",
+        "--trickle-rate",
+    ]
     assert (0, options) == (code, [option for option in options if option in out])
+
+
+def test_server_conditions_are_announced_and_served() -> None:
+    """--models, --billing-limit and --clock-offset print a `conditions:` line on stderr and hold over HTTP: another
+    model is 404 `Model not found`, the clock (Date, createdAt) runs 300 s behind, creates past the limit are 402."""
+    command = [sys.executable, "-m", "leapbatch", "emulator", "--port", "0", "--image-port", "0", "--speed", "inf"]
+    command += ["--models", "sdxl", "--billing-limit", "1", "--clock-offset", "-300"]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+    )
+    try:
+        base_url = Lines(process).next().split()[1]
+        with httpx.Client(base_url=base_url, headers={"Authorization": "Bearer any"}) as http:
+            made = http.post("/api/v1/images/models/sdxl/inferences", json={"prompt": "a fox", "width": 64})
+            past_limit = http.post("/api/v1/images/models/sdxl/inferences", json={"prompt": "a fox", "width": 64})
+            other = http.get("/api/v1/images/models/sd15/inferences")
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=STARTUP_SECONDS)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+    now = datetime.now(UTC)
+    created_at = datetime.fromisoformat(made.json()["createdAt"])
+    assert (201, 402, 404) == (made.status_code, past_limit.status_code, other.status_code)
+    assert "Model not found" == other.json()["message"]
+    assert timedelta(seconds=290) < now - created_at < timedelta(seconds=310)
+    assert timedelta(seconds=290) < now - parsedate_to_datetime(made.headers["date"]) < timedelta(seconds=310)
+    assert "conditions: clock -300 s; billing limit 1 images; models sdxl\n" in stderr.decode()

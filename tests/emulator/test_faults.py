@@ -392,12 +392,14 @@ def test_rates_that_add_up_past_one_fault_every_request_in_proportion() -> None:
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
-        ({"profile": "stormy"}, "unknown fault profile 'stormy'; expected one of none, flaky, chaos"),
+        ({"profile": "stormy"}, "unknown fault profile 'stormy'; expected one of none, flaky, chaos, hostile"),
         ({"rates": {"tornado": 0.1}}, "unknown fault 'tornado'; expected one of reset_before, "),
         ({"rates": {"throttle": 1.5}}, "the rate of fault 'throttle' must be between 0 and 1, got 1.5"),
         ({"rates": {"throttle": float("nan")}}, "the rate of fault 'throttle' must be between 0 and 1, got nan"),
         ({"rates": {"throttle": -0.1}}, "the rate of fault 'throttle' must be between 0 and 1, got -0.1"),
         ({"delay_seconds": -1.0}, "the fault delay must be a number of seconds >= 0, got -1.0"),
+        ({"list_lag_seconds": -1.0}, "the list lag must be a number of seconds >= 0, got -1.0"),
+        ({"trickle_rate": 0.0}, "the trickle rate must be a number of bytes per second > 0, got 0.0"),
     ],
 )
 def test_impossible_plans_are_refused(arguments: dict[str, Any], message: str) -> None:
@@ -407,8 +409,8 @@ def test_impossible_plans_are_refused(arguments: dict[str, Any], message: str) -
 
 
 def test_the_public_names() -> None:
-    """FAULT_NAMES lists the thirteen faults and PROFILES the three profiles, in documented order."""
-    assert ("none", "flaky", "chaos") == PROFILES
+    """FAULT_NAMES lists the twenty-one faults and PROFILES the four profiles, in documented order."""
+    assert ("none", "flaky", "chaos", "hostile") == PROFILES
     assert (
         "reset_before",
         "reset_after",
@@ -423,6 +425,14 @@ def test_the_public_names() -> None:
         "image_404",
         "image_wrong_type",
         "image_oversized",
+        "slow_commit",
+        "list_lag",
+        "duplicate_id",
+        "extra_images",
+        "page_ignored",
+        "wrong_id",
+        "transient_404",
+        "trickle",
     ) == FAULT_NAMES
 
 
