@@ -19,8 +19,9 @@ hypercorn answers by closing the connection:
   without a response ("Server disconnected without sending a response").
 - `length` above `len(body)`: the headers announce `length` bytes, `body` is sent, and the connection closes: the
   client sees a body cut short.
-A `trickle` above 0 sends the body that many bytes a second, in small chunks: each read gets a byte well within any
-read timeout, so only a deadline on the whole body ends it.
+A `trickle` above 0 sends the body that many bytes a second, in small chunks, one every max(1/4 s, 1/trickle): at
+the default 8 bytes a second each read gets a byte well within any read timeout, so only a deadline on the whole
+body ends it.
 
 `httpx.ASGITransport` cannot express any of these and enforces no timeout: `Emulator.transport()` (inprocess.py) wraps
 the apps so in-process clients meet the same httpx exceptions as over sockets.

@@ -97,17 +97,27 @@ class _CutShort(httpx.AsyncByteStream):
 
 
 class _Trickling(httpx.AsyncByteStream):
-    """A response body that arrives `rate` bytes a second, in a few chunks a second (on trio's clock)."""
+    """A response body that arrives `rate` bytes a second, in a few chunks a second (on trio's clock).
 
-    def __init__(self, body: bytes, rate: float) -> None:
+    A gap between chunks longer than the client's read timeout ends it as a socket would: `httpx.ReadTimeout`.
+    """
+
+    def __init__(self, body: bytes, rate: float, request: httpx.Request, read_timeout: float | None) -> None:
         self._body = body
         self._rate = rate
+        self._request = request
+        self._read_timeout = read_timeout
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         """Yield the body chunk by chunk, sleeping before each."""
         step = max(1, math.ceil(self._rate / TRICKLE_CHUNKS_PER_SECOND))
+        gap = step / self._rate
         for offset in range(0, len(self._body), step):
-            await trio.sleep(step / self._rate)
+            if self._read_timeout is not None and self._read_timeout < gap:
+                await trio.sleep(self._read_timeout)
+                message = f"no byte within the {self._read_timeout} s read timeout"
+                raise httpx.ReadTimeout(message, request=self._request)
+            await trio.sleep(gap)
             yield self._body[offset : offset + step]
 
 
@@ -138,7 +148,8 @@ class _InProcessTransport(httpx.AsyncBaseTransport):
             announced = httpx.Headers(cut.headers).get("content-length", "more")
             return httpx.Response(cut.status, headers=cut.headers, stream=_CutShort(cut.body, announced, request))
         except _TrickledError as slow:
-            return httpx.Response(slow.status, headers=slow.headers, stream=_Trickling(slow.body, slow.rate))
+            trickling = _Trickling(slow.body, slow.rate, request, timeout)
+            return httpx.Response(slow.status, headers=slow.headers, stream=trickling)
         except _ClientGaveUpError:
             raise httpx.ReadTimeout(f"no answer within the {timeout} s read timeout", request=request) from None
         finally:
