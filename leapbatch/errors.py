@@ -16,6 +16,7 @@ LeapbatchError                      exit_code  raised when
 └── ApiError                            5      one API call failed (the runner decides what it means for a job)
     ├── TransportError                          no HTTP response: connect, timeout, reset, protocol error
     │   └── ConnectError                        the request provably never reached the server
+    ├── ListingIncompleteError                  a listing could not be read to its end (pages, time, paging ignored)
     ├── MalformedResponseError                  a response arrived but its body is not what the API promises
     └── HTTPStatusError                         the server answered with a non-2xx status
         ├── BadRequestError          400        validation failed; `messages` lists every problem
@@ -196,6 +197,10 @@ class TransportError(ApiError):
 
 class ConnectError(TransportError):
     """Raised when the connection could not be made, so the request never reached the server."""
+
+
+class ListingIncompleteError(ApiError):
+    """Raised when a listing could not be read to its end (too many pages, too slow, or paging ignored)."""
 
 
 class MalformedResponseError(ApiError):

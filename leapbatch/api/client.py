@@ -10,13 +10,26 @@ garbled body is a failure the policy sees. It is also the one place where httpx'
 (`leapbatch.api.transport`) and where a 401/403 becomes `KeyRefusedError`, whatever the call: every path (create,
 poll, sweep, list, delete, repair) stops the batch with the same message. Image downloads never use this client:
 `download_http` builds a second client that has no Authorization header.
+
+The server's word is bounded and checked here too:
+- every answer must arrive whole within `deadline` seconds (headers and body: a body trickled a byte a second
+  passes every read timeout, not this); past it the call is a `TransportError` like any timeout;
+- findOne must answer for the id it was asked (another id is a `MalformedResponseError`, retried like any
+  garbled answer, never taken as the job);
+- `pages` reads a listing page after page, but at most `max_pages`, within `deadline`, and stops, as
+  `ListingIncompleteError`, at a page that repeats the page before (a server that ignores `page`);
+- each answer's `Date` header (and a create's `createdAt`) teaches the `ServerClock` the server's clock;
+- a server's error text is redacted of the key before it is cut to length, and only where the key stands as a
+  token of its own (a short key is not cut out of words that merely contain it).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+import re
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 from urllib.parse import quote
@@ -27,17 +40,23 @@ from pydantic import SecretStr, ValidationError
 
 from leapbatch import errors
 from leapbatch.api.backoff import parse_retry_after
+from leapbatch.api.clock import ServerClock
 from leapbatch.api.transport import HTTPX_FAILURES, Translated, TransportFailure, translate
 from leapbatch.crashpoints import crashpoint
 from leapbatch.wire import API_PREFIX, DEFAULT_BASE_URL, CreateInferenceDto, ErrorBody, InferenceEntity
 
 DEFAULT_PAGE_SIZE = 50
+MAX_LISTING_PAGES = 1000  # a listing longer than this is not read to its end
+LISTING_DEADLINE = 300.0  # seconds one listing may take, page after page
 # httpx's default 5 s timeout would also bound the wait for a pooled connection (PoolTimeout): concurrency is
 # bounded by the runner instead.
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, pool=None)
 # More concurrent requests than this add latency, not throughput, on one client (and httpcore's pool bookkeeping
 # grows with its size): jobs in flight are many, requests in flight need not be.
 DEFAULT_MAX_CONNECTIONS = 16
+ANSWER_DEADLINE_FACTOR = 4  # a whole answer may take this many read timeouts
+MAX_MESSAGE_CHARS = 300  # a server's error text is cut to this length (after redaction)
+KEY_CHARS = "A-Za-z0-9_-"  # a key is redacted where these do not continue it on either side
 
 T = TypeVar("T")
 Gate = Callable[[], Awaitable[None]]
@@ -73,6 +92,12 @@ class Settings:
         env = os.environ if environ is None else environ
         key = env.get("LEAP_API_KEY", "").strip()
         base_url = env.get("LEAP_BASE_URL", "").strip()
+        bad = next((index for index, char in enumerate(key) if not " " < char < "\x7f"), None)
+        if bad is not None:
+            raise errors.UsageError(
+                f"LEAP_API_KEY has a character that cannot be sent in an HTTP header (at position {bad + 1})",
+                hint="copy the key again from Leap's dashboard; it is printable ASCII with no spaces",
+            )
         return cls(
             base_url=base_url or DEFAULT_BASE_URL,
             api_key=SecretStr(key) if key else None,
@@ -154,7 +179,15 @@ def _server_messages(response: httpx.Response) -> list[str]:
             return ErrorBody.model_validate(body).messages()
         except ValidationError:
             pass
-    return [json.dumps(body, sort_keys=True)[:300]]
+    return [json.dumps(body, sort_keys=True)]
+
+
+def redact(text: str, key: str) -> str:
+    """Return `text` with every standalone occurrence of `key` replaced by `[redacted]`."""
+    if not key:
+        return text
+    pattern = f"(?<![{KEY_CHARS}]){re.escape(key)}(?![{KEY_CHARS}])"
+    return re.sub(pattern, "[redacted]", text)
 
 
 def _raise_for_status(response: httpx.Response, method: str, path: str) -> None:
@@ -162,11 +195,9 @@ def _raise_for_status(response: httpx.Response, method: str, path: str) -> None:
         return
     retry_after = parse_retry_after(response.headers.get("retry-after"))
     cls = errors.status_error_class(response.status_code)
-    messages = _server_messages(response)
-    # A server may quote the key back ("invalid key: sk-..."): it must not reach a message.
+    # A server may quote the key back ("invalid key: sk-..."): it is redacted from the whole text, then cut.
     token = response.request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-    if token:
-        messages = [m.replace(token, "[redacted]") for m in messages]
+    messages = [redact(m, token)[:MAX_MESSAGE_CHARS] for m in _server_messages(response)]
     raise cls(
         status=response.status_code,
         messages=messages,
@@ -211,10 +242,16 @@ class LeapClient:
         gate: Gate | None = None,
         retry: RetryPolicy | None = None,
         concurrency: int = DEFAULT_MAX_CONNECTIONS,
+        clock: ServerClock | None = None,
+        deadline: float | None = None,
     ):
         self._http = http
         self._gate = gate
         self._retry: RetryPolicy = retry or SingleAttempt()
+        self.clock = clock or ServerClock()
+        read = http.timeout.read
+        # The whole answer, body included: a server that trickles bytes passes every read timeout.
+        self.deadline = deadline if deadline is not None else (read or 30.0) * ANSWER_DEADLINE_FACTOR
         # Requests wait here rather than in httpcore's pool, whose bookkeeping grows with every queued request.
         self._slots = trio.CapacityLimiter(concurrency)
 
@@ -232,9 +269,19 @@ class LeapClient:
                 await self._gate()
             try:
                 async with self._slots:
-                    response = await self._http.request(method, path, json=body, params=params)
+                    sent = time.time()
+                    with trio.move_on_after(self.deadline) as scope:
+                        response = await self._http.request(method, path, json=body, params=params)
             except HTTPX_FAILURES as exc:
                 raise _transport_error(translate(exc), method, path) from None
+            if scope.cancelled_caught:
+                raise errors.TransportError(
+                    f"no complete answer within {self.deadline:g} s for {method} {path} (the deadline of a whole "
+                    "answer)",
+                    method=method,
+                    path=path,
+                )
+            self.clock.observe_date(response.headers.get("date"), sent, time.time())
             _raise_for_status(response, method, path)
             return parse(response)
 
@@ -246,9 +293,12 @@ class LeapClient:
     async def create(self, model_id: str, request: CreateInferenceDto) -> InferenceEntity:
         """Submit a generation job; it starts `queued` with no images."""
         path = inferences_path(model_id)
-        return await self._send(
+        sent = time.time()
+        entity = await self._send(
             "POST", path, body=request.to_wire(), parse=lambda r: _entity(_json_body(r, "POST", path), r, "POST", path)
         )
+        self.clock.observe_created(entity.created_at, sent, time.time())
+        return entity
 
     async def find_all(
         self, model_id: str, *, only_finished: bool = False, page: int = 1, page_size: int = DEFAULT_PAGE_SIZE
@@ -270,24 +320,65 @@ class LeapClient:
 
         return await self._send("GET", path, params=params, parse=parse)
 
+    async def pages(
+        self,
+        model_id: str,
+        *,
+        only_finished: bool = False,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        max_pages: int = MAX_LISTING_PAGES,
+        deadline: float = LISTING_DEADLINE,
+    ) -> AsyncGenerator[list[InferenceEntity]]:
+        """Yield the model's jobs page after page until an empty page; the caller may stop earlier.
+
+        Only "pages are disjoint and an empty page ends the list" is relied on: a server may cap `pageSize` below
+        what was asked, so a short page does not end the listing. Raise `ListingIncompleteError` past `max_pages`,
+        past `deadline` seconds, or at a page that repeats the one before (a server that ignores `page`).
+        """
+        path = inferences_path(model_id)
+        ends = trio.current_time() + deadline
+        previous: list[str] | None = None
+        for page in range(1, max_pages + 1):
+            if trio.current_time() > ends:
+                raise errors.ListingIncompleteError(f"listing {path} took over {deadline:g} s", method="GET", path=path)
+            batch = await self.find_all(model_id, only_finished=only_finished, page=page, page_size=page_size)
+            if not batch:
+                return
+            ids = [entity.id for entity in batch]
+            if ids == previous:
+                raise errors.ListingIncompleteError(
+                    f"GET {path} answered page {page} with the jobs of page {page - 1}: the server ignores paging",
+                    method="GET",
+                    path=path,
+                )
+            previous = ids
+            yield batch
+        raise errors.ListingIncompleteError(f"listing {path} has more than {max_pages} pages", method="GET", path=path)
+
     async def iter_all(
         self, model_id: str, *, only_finished: bool = False, page_size: int = DEFAULT_PAGE_SIZE
     ) -> AsyncIterator[InferenceEntity]:
-        """Yield every job of the model, page after page, until an empty page.
-
-        Only "pages are disjoint and an empty page ends the list" is relied on: a server may cap `pageSize` below
-        what was asked, so a short page does not end the listing.
-        """
-        page = 1
-        while batch := await self.find_all(model_id, only_finished=only_finished, page=page, page_size=page_size):
+        """Yield every job of the model, page after page (bounded as `pages` is)."""
+        async for batch in self.pages(model_id, only_finished=only_finished, page_size=page_size):
             for entity in batch:
                 yield entity
-            page += 1
 
     async def find_one(self, model_id: str, inference_id: str) -> InferenceEntity:
-        """Return one job, with its image URIs once finished."""
+        """Return one job, with its image URIs once finished (an answer for another id is malformed)."""
         path = inferences_path(model_id, inference_id)
-        return await self._send("GET", path, parse=lambda r: _entity(_json_body(r, "GET", path), r, "GET", path))
+
+        def parse(response: httpx.Response) -> InferenceEntity:
+            entity = _entity(_json_body(response, "GET", path), response, "GET", path)
+            if entity.id != inference_id:
+                raise errors.MalformedResponseError(
+                    f"HTTP {response.status_code} from GET {path}: the answer is for another job ({entity.id})",
+                    method="GET",
+                    path=path,
+                    status=response.status_code,
+                )
+            return entity
+
+        return await self._send("GET", path, parse=parse)
 
     async def remove(self, model_id: str, inference_id: str) -> None:
         """Delete a job and its images (raises `NotFoundError` if it is already gone)."""

@@ -8,7 +8,11 @@ fail, each raised as a `DownloadError` whose `failure` decides whether fetching 
 
 The caller's `httpx.AsyncClient` is used as it is (`leapbatch.api.client.download_http()`, which carries no
 Authorization header); no header is ever added here. Only the host goes into messages: a signed URL's query
-string (or userinfo) is nobody's business.
+string is nobody's business. A URI that carries userinfo (`https://user:secret@host/...`) or a scheme other than
+http(s) is refused before any request: credentials in an image URI are a server's mistake, never followed.
+
+Every body has a deadline as a whole (`deadline`, by default four read timeouts): a host that trickles a byte a
+second passes every read timeout, and would otherwise hold a job forever.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from leapbatch.api.transport import HTTPX_FAILURES, Translated, TransportFailure
 from leapbatch.errors import DownloadError, DownloadFailure
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+BODY_DEADLINE_FACTOR = 4  # a whole body may take this many read timeouts
 
 
 class BodySink(Protocol):
@@ -43,10 +48,53 @@ def host_of(uri: str) -> str:
         return "an invalid URL"
 
 
+def recorded_uri(uri: str) -> str:
+    """Return `uri` as the ledger keeps it: without a query or fragment (a signed URL's token is not kept)."""
+    try:
+        url = httpx.URL(uri)
+    except httpx.InvalidURL:
+        return uri.split("?", 1)[0].split("#", 1)[0]
+    return str(url.copy_with(query=None, fragment=None))
+
+
+def check_uri(uri: str, where: str) -> None:
+    """Raise `DownloadError` (BAD_URL) for a URI that is not plain http(s) or that carries userinfo."""
+    try:
+        url = httpx.URL(uri)
+    except httpx.InvalidURL:
+        raise DownloadError(f"{where}: not a valid URL", uri=uri, failure=DownloadFailure.BAD_URL) from None
+    if url.scheme not in ("http", "https"):
+        raise DownloadError(f"{where}: not an http(s) URL", uri=uri, failure=DownloadFailure.BAD_URL)
+    if url.userinfo:
+        message = f"{where}: the URL carries credentials (userinfo); it is not followed"
+        raise DownloadError(message, uri=uri, failure=DownloadFailure.BAD_URL)
+
+
 async def stream_body(
-    http: httpx.AsyncClient, uri: str, sink: BodySink, *, where: str, max_bytes: int = DEFAULT_MAX_BYTES
+    http: httpx.AsyncClient,
+    uri: str,
+    sink: BodySink,
+    *,
+    where: str,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    deadline: float | None = None,
 ) -> int:
     """GET `uri` and feed its body to `sink`; return the bytes received, or raise `DownloadError`."""
+    check_uri(uri, where)
+    limit = deadline if deadline is not None else (http.timeout.read or 30.0) * BODY_DEADLINE_FACTOR
+    received = 0
+    with trio.move_on_after(limit) as scope:
+        received = await _stream(http, uri, sink, where=where, max_bytes=max_bytes)
+    if scope.cancelled_caught:
+        raise DownloadError(
+            f"{where}: no complete body within {limit:g} s (the deadline of a whole body)",
+            uri=uri,
+            failure=DownloadFailure.TIMEOUT,
+        )
+    return received
+
+
+async def _stream(http: httpx.AsyncClient, uri: str, sink: BodySink, *, where: str, max_bytes: int) -> int:
     try:
         async with http.stream("GET", uri) as response:
             _check_status(response, where, uri)

@@ -14,8 +14,9 @@ Which failures are retried (`should_retry`, after urllib3 and the AWS SDK's "sta
 
 A POST that is not retried is re-raised at once: the runner settles it by listing (docs/reliability.md, rule 3).
 
-Before retry number n the policy sleeps the server's `Retry-After` when it sent one (the client has parsed and
-clamped it), else a capped exponential backoff with full jitter. At most `max_attempts` attempts per request.
+Before retry number n the policy sleeps the server's `Retry-After` when it sent one (up to `max_retry_after`, which
+may be set above its 120 s default), else a capped exponential backoff with full jitter. At most `max_attempts`
+attempts per request.
 
 `RetryBudget` is shared by every request of a batch. A failure that says "no answer" (a transport error, a
 malformed body, a 5xx) extends the current streak; a success, or any other HTTP answer (a 4xx, 429 included, is

@@ -80,11 +80,16 @@ class LedgerState:
 
     jobs: dict[str, JobState] = field(default_factory=dict)
     runs: list[RunRecord] = field(default_factory=list)
+    owners: dict[str, str] = field(default_factory=dict)  # every inference id ever recorded -> its job's key
 
     def claimed_ids(self) -> set[str]:
         """Return every inference id some job already owns: current ids and earlier attempts' (never adopt one)."""
         owned = {job.inference_id for job in self.jobs.values() if job.inference_id is not None}
         return owned.union(*(job.orphans for job in self.jobs.values()))
+
+    def owner_of(self, inference_id: str) -> str | None:
+        """Return the key of the job any record gave `inference_id` to (the last one, if several), or None."""
+        return self.owners.get(inference_id)
 
 
 def apply(state: LedgerState, record: Record) -> None:
@@ -113,6 +118,7 @@ def apply(state: LedgerState, record: Record) -> None:
     job = state.jobs.get(record.key)
     if job is None:
         return
+    _note_owner(state, record)
     if isinstance(record, SubmittedRecord):
         state.jobs[record.key] = replace(
             job,
@@ -146,6 +152,12 @@ def apply(state: LedgerState, record: Record) -> None:
             state.jobs[record.key] = replace(job, deleted=True)
         else:
             state.jobs[record.key] = replace(job, orphans=_without(job.orphans, record.inference_id))
+
+
+def _note_owner(state: LedgerState, record: Record) -> None:
+    recorded = getattr(record, "inference_id", None)
+    if isinstance(recorded, str):
+        state.owners[recorded] = getattr(record, "key", "")
 
 
 def _without(orphans: tuple[str, ...], inference_id: str) -> tuple[str, ...]:

@@ -10,23 +10,30 @@ One `Poller` serves every waiting job of one model. A waiter expects its job to 
   as onlyFinished never lists them.
 A waiter past its deadline resolves to None (timed out). Request errors other than an unusable API leave the
 waiter waiting; `ApiUnavailableError` (the key refused, or the API dead) ends the poller, and so the run.
+A 404 for a paid job is not believed at once: a job is declared gone only after `CONFIRM_404S` findOne answers
+in a row said so, the later ones at the waiter's interval, and a listing of the model's jobs (back to the job's
+own createdAt, bounded like every listing) does not show it either. A sweep is bounded by `MAX_SWEEP_PAGES`, a
+deadline and a page that repeats the page before (`LeapClient.pages`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import trio
 
 from leapbatch.api.client import LeapClient
-from leapbatch.errors import ApiError, NotFoundError
+from leapbatch.errors import ApiError, ApiUnavailableError, NotFoundError
 from leapbatch.wire import InferenceEntity
 
 PAGE_SIZE = 100
 MAX_SWEEP_PAGES = 20
+SWEEP_DEADLINE = 60.0  # seconds one sweep (or one confirming listing) may take, page after page
+CONFIRM_404S = 3  # findOne answers of 404 in a row before a listing is asked whether the job is really gone
 MIN_INTERVAL = 0.05
 MAX_INTERVAL = 10.0
 
@@ -43,6 +50,7 @@ class _Waiter:
     done: trio.Event = field(default_factory=trio.Event)
     result: InferenceEntity | None = None
     error: ApiError | None = None
+    missing: int = 0  # findOne 404s in a row
 
     def resolve(self, entity: InferenceEntity | None = None, error: ApiError | None = None) -> None:
         self.result, self.error = entity, error
@@ -159,34 +167,71 @@ class Poller:
         try:
             entity = await self._client.find_one(self._model, waiter.inference_id)
         except NotFoundError as exc:
-            waiter.resolve(error=exc)
+            waiter.missing += 1
+            if waiter.missing >= CONFIRM_404S:
+                await self._confirm_gone(waiter, exc)
             return
+        except ApiUnavailableError:
+            raise
         except ApiError:
             return  # retried already by the client's policy; try again at the next interval
+        waiter.missing = 0
         if entity.state.is_terminal:
             waiter.resolve(entity)
+
+    async def _confirm_gone(self, waiter: _Waiter, exc: NotFoundError) -> None:
+        """Resolve the waiter as vanished unless a listing still shows its job (then findOne's 404s were wrong)."""
+        try:
+            async with aclosing(self._pages(only_finished=False)) as pages:
+                async for batch in pages:
+                    listed = next((e for e in batch if e.id == waiter.inference_id), None)
+                    if listed is not None:
+                        waiter.missing = 0
+                        if listed.state.is_terminal:
+                            waiter.resolve(listed)
+                        return
+                    if waiter.created is not None and all(
+                        e.created_at is not None and e.created_at.timestamp() < waiter.created for e in batch
+                    ):
+                        break
+        except ApiUnavailableError:
+            raise
+        except ApiError:
+            return  # the listing could not say: ask findOne again at the next interval
+        waiter.resolve(error=exc)
+
+    def _pages(self, *, only_finished: bool) -> AsyncGenerator[list[InferenceEntity]]:
+        return self._client.pages(
+            self._model,
+            only_finished=only_finished,
+            page_size=PAGE_SIZE,
+            max_pages=MAX_SWEEP_PAGES,
+            deadline=SWEEP_DEADLINE,
+        )
 
     async def _sweep(self) -> None:
         oldest = min((w.created for w in self._waiters.values() if w.created is not None), default=None)
         unknown_age = any(w.created is None for w in self._waiters.values())
-        for page in range(1, MAX_SWEEP_PAGES + 1):
-            try:
-                batch = await self._client.find_all(self._model, only_finished=True, page=page, page_size=PAGE_SIZE)
-            except ApiError:
-                return
-            for entity in batch:
-                waiter = self._waiters.get(entity.id)
-                if waiter is not None and entity.state.is_terminal and not waiter.done.is_set():
-                    waiter.resolve(entity)
-            if not batch or all(w.done.is_set() for w in self._waiters.values()):
-                return
-            # Listing order is undocumented: stop only at a page whose jobs all predate every waiter.
-            if (
-                oldest is not None
-                and not unknown_age
-                and all(e.created_at is not None and e.created_at.timestamp() < oldest for e in batch)
-            ):
-                return
+        try:
+            async with aclosing(self._pages(only_finished=True)) as pages:
+                async for batch in pages:
+                    for entity in batch:
+                        waiter = self._waiters.get(entity.id)
+                        if waiter is not None and entity.state.is_terminal and not waiter.done.is_set():
+                            waiter.resolve(entity)
+                    if all(w.done.is_set() for w in self._waiters.values()):
+                        return
+                    # Listing order is undocumented: stop only at a page whose jobs all predate every waiter.
+                    if (
+                        oldest is not None
+                        and not unknown_age
+                        and all(e.created_at is not None and e.created_at.timestamp() < oldest for e in batch)
+                    ):
+                        return
+        except ApiUnavailableError:
+            raise
+        except ApiError:
+            return
 
 
 def expected_seconds(seconds: float, speed: float) -> float:

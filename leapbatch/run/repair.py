@@ -1,7 +1,8 @@
 """Repair an output folder after `verify`: fetch missing or damaged images again, rewrite derived files.
 
 An image can be fetched again only while its remote job exists (not deleted, not from a `run --local`); the new
-bytes are verified like any download. If they differ from the recorded sha256 (the server re-encoded them), a new
+bytes are verified like any download. A job the server no longer has (or will not answer for) is skipped: the
+other jobs' images are still restored. If they differ from the recorded sha256 (the server re-encoded them), a new
 `finished` record states the new truth. `metadata.jsonl` and `results.json` are derived from the ledger, so they
 are simply written again. Untracked files are reported by `verify` but never deleted: they are not ours to delete.
 """
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from leapbatch import errors
 from leapbatch.api.client import LeapClient
+from leapbatch.api.download import recorded_uri
 from leapbatch.folder.images import ImageStore
 from leapbatch.folder.ledger import Ledger, now
 from leapbatch.folder.records import FinishedRecord, ImageRecord
@@ -50,7 +52,12 @@ async def refetch_images(
     for key, indexes in by_job.items():
         job = ledger.state.jobs[key]
         assert job.inference_id is not None
-        entity = await client.find_one(job.model, job.inference_id)
+        try:
+            entity = await client.find_one(job.model, job.inference_id)
+        except errors.ApiUnavailableError:
+            raise
+        except errors.ApiError:
+            continue  # gone from the server, or it will not say: the other jobs are still worth restoring
         images: list[ImageRecord] = list(job.images)
         for position, image in enumerate(images):
             if image.index not in indexes or image.index >= len(entity.images):
@@ -64,7 +71,7 @@ async def refetch_images(
                 continue
             images[position] = ImageRecord(
                 index=image.index,
-                uri=uri,
+                uri=recorded_uri(uri),
                 path=stored.path,
                 sha256=stored.sha256,
                 bytes=stored.bytes,

@@ -24,6 +24,7 @@ import trio
 from leapbatch import errors
 from leapbatch.api.backoff import backoff_delay
 from leapbatch.api.client import DEFAULT_MAX_CONNECTIONS, LeapClient
+from leapbatch.api.download import recorded_uri
 from leapbatch.api.ratelimit import AdaptiveLimiter
 from leapbatch.events import (
     EventSink,
@@ -38,12 +39,12 @@ from leapbatch.events import (
 from leapbatch.folder.images import ImageStore, StoredImage
 from leapbatch.folder.ledger import Ledger, now
 from leapbatch.folder.records import FailedRecord, FailStage, FinishedRecord, ImageRecord
-from leapbatch.jobs import Job
+from leapbatch.jobs import Job, entity_fingerprint
 from leapbatch.run.delete import Target, delete_remote
 from leapbatch.run.fetch import download_image
 from leapbatch.run.poller import JobVanishedError, Poller, expected_seconds, job_timeout_seconds
 from leapbatch.run.resume import Action, classify
-from leapbatch.run.submit import CreateFailedError, Submitter
+from leapbatch.run.submit import SETTLE_WINDOW, CreateFailedError, Submitter
 from leapbatch.wire import DEFAULT_SIDE, InferenceEntity, InferenceState, expected_generation_seconds
 
 if TYPE_CHECKING:
@@ -62,6 +63,7 @@ class RunOptions:
     delete_after_download: bool = False
     speed: float = 1.0  # how much faster than Leap the server is (the emulator's speed factor; 1 for Leap)
     list_threshold: int = 2  # from this many jobs waiting on one model, one listing beats a findOne each
+    settle_window: float = SETTLE_WINDOW  # seconds a create with an unknown outcome is looked for (see submit.py)
 
 
 @dataclass
@@ -105,7 +107,7 @@ class Runner:
         self._options = options
         self._emit = events
         self._pollers: dict[str, Poller] = {}
-        self._submitter = Submitter(client, ledger, events=events)
+        self._submitter = Submitter(client, ledger, events=events, settle_window=options.settle_window)
         self._nursery: trio.Nursery | None = None
         # Downloads queue here, not in httpcore's pool (see client.DEFAULT_MAX_CONNECTIONS).
         self._download_slots = trio.CapacityLimiter(DEFAULT_MAX_CONNECTIONS)
@@ -216,9 +218,23 @@ class Runner:
                 await trio.sleep(backoff_delay(attempt, base=0.5, cap=10.0, rng=_rng))
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _finish(self, job: Job, entity: InferenceEntity) -> None:
+    def _doubt(self, job: Job, entity: InferenceEntity) -> str | None:
+        """Return why the server's finished job cannot be this job's (a server error), or None."""
         if not entity.images:
-            self._fail(job, FailStage.DOWNLOAD, "the job finished without images", entity.id)
+            return "the job finished without images"
+        if entity_fingerprint(entity) != job.fingerprint:
+            return f"the server answered for {entity.id} with another request (a server error; nothing downloaded)"
+        if len(entity.images) > job.image_count:
+            return (
+                f"the server listed {len(entity.images)} images for a job that asked for {job.image_count}"
+                " (a server error; nothing downloaded)"
+            )
+        return None
+
+    async def _finish(self, job: Job, entity: InferenceEntity) -> None:
+        doubt = self._doubt(job, entity)
+        if doubt is not None:
+            self._fail(job, FailStage.DOWNLOAD, doubt, entity.id)
             return
         stored: list[StoredImage] = []
         problem: errors.DownloadError | None = None
@@ -236,7 +252,13 @@ class Runner:
         stored.sort(key=lambda s: s.index)
         images = [
             ImageRecord(
-                index=s.index, uri=s.uri, path=s.path, sha256=s.sha256, bytes=s.bytes, width=s.width, height=s.height
+                index=s.index,
+                uri=recorded_uri(s.uri),
+                path=s.path,
+                sha256=s.sha256,
+                bytes=s.bytes,
+                width=s.width,
+                height=s.height,
             )
             for s in stored
         ]

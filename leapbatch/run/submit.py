@@ -1,33 +1,42 @@
-"""Submit a job exactly once: intent -> create -> (on an unknown outcome) reconcile -> adopt.
+"""Submit a job exactly once: intent -> create -> (on an unknown outcome) settle by listing -> adopt.
 
 The API has no idempotency key, so a create whose answer is lost may or may not have made a paid job. The rules
 (docs/reliability.md, rule 3):
 - **Write-ahead.** An `intent` record is fsynced before every create; `submitted` follows the response.
-- **Refusals are definite.** A 400 fails the job with the server's messages; a create that provably never acted
-  on the server (`provably_unserved`: no connection, 429, 503, already retried by the client's policy) fails it
-  for now, and nothing is listed.
-- **Unknown outcomes are settled by listing.** Any other failure, or an intent left by a crash, is matched by
-  request fingerprint among the model's jobs created after the intent (less `CLOCK_SKEW`, since the server
-  stamps `createdAt` with its clock and the intent uses ours); the oldest match is adopted (`submitted`,
-  `adopted=true`). A new create is sent only if none matches, at most `MAX_CREATE_ATTEMPTS` times.
+- **Refusals are definite.** A 4xx (400 with the server's messages, 402, 404 `Model not found`...) never made a
+  job: it fails the job at once. So does a create that provably never acted on the server (`provably_unserved`:
+  no connection, 429, 503, already retried by the client's policy). Nothing is listed for them.
+- **Unknown outcomes are settled, not re-posted in haste.** Any other failure, or an intent left by a crash, is
+  looked for by request fingerprint among the model's jobs the server stamped after the intent: the intent's time
+  moved onto the server's clock as its own answers taught it (`ServerClock`: `Date` headers, the `createdAt` of
+  creates; before any answer, 120 s either way). The oldest match is adopted (`submitted`, `adopted=true`). Not
+  found at once, it is looked for again, the looks spaced over `settle_window` seconds from the intent, so a job
+  committed late or listed late is still found.
+- **A new create after an unknown outcome** is sent only once the intent is older than the settle window and
+  every look of it was a complete listing that did not find its job (at most `MAX_CREATE_ATTEMPTS` creates per
+  run). If a listing could not be read to its end, the job stays **unsettled** instead: no new create in this
+  run, and the next run looks again first. The one case that pays twice: a server that commits a job (or lists
+  it) later than the settle window after the create was sent.
 - **Matches are unambiguous.** Jobs with the same fingerprint never have creates in flight at the same time (a
-  lock per model and fingerprint), and an id another job of the ledger already owns is never adopted.
-- Listings read page after page until a page whose jobs all predate the cutoff (listing order is undocumented).
+  lock per model and fingerprint), and an id another job of the ledger already owns is never adopted; a create
+  that *answers* with such an id is a server error: the job fails (nothing is recorded as its remote job).
+- **Listings are bounded** (`LeapClient.pages`: pages, time, a page that repeats the one before); they stop at a
+  page whose jobs all predate the cutoff (listing order is undocumented). A listing that could not be read to
+  its end never counts as "not found" for a new create.
 """
 
 from __future__ import annotations
 
 import math
-import random
 from collections import defaultdict
+from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import datetime
 
 import trio
 
 from leapbatch import errors
-from leapbatch.api.backoff import backoff_delay
-from leapbatch.api.client import LeapClient
+from leapbatch.api.client import LeapClient, inferences_path
 from leapbatch.api.retry import provably_unserved
 from leapbatch.crashpoints import crashpoint
 from leapbatch.events import EventSink, JobSubmitted, Notice
@@ -38,9 +47,11 @@ from leapbatch.run.resume import Action
 from leapbatch.wire import InferenceEntity
 
 MAX_CREATE_ATTEMPTS = 3
-# The server stamps createdAt with its clock; the intent uses ours. Allow this much skew when matching.
-CLOCK_SKEW = 120.0
+SETTLE_WINDOW = 30.0  # seconds from an intent over which a create with an unknown outcome is looked for
+SETTLE_LOOKS = (1.0, 2.0, 4.0, 8.0, 15.0)  # the pauses between looks, then every last one until the window ends
 LIST_PAGE_SIZE = 100
+MAX_RECONCILE_PAGES = 100
+RECONCILE_DEADLINE = 120.0  # seconds one look may take, page after page
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +71,18 @@ class CreateFailedError(Exception):
         self.reason, self.status, self.attempts = reason, status, attempts
 
 
+class CreateUnsettledError(errors.ApiError):
+    """Raised when a create's outcome is still unknown after the settle window: the next run looks again first."""
+
+
+@dataclass(frozen=True, slots=True)
+class Look:
+    """What one listing found: the oldest match (or None), and whether the listing was read to the cutoff."""
+
+    found: InferenceEntity | None
+    complete: bool
+
+
 def _created(entity: InferenceEntity) -> float:
     return entity.created_at.timestamp() if entity.created_at else math.inf
 
@@ -67,11 +90,18 @@ def _created(entity: InferenceEntity) -> float:
 class Submitter:
     """Bring jobs to `submitted` against one API, recording every step in the ledger."""
 
-    def __init__(self, client: LeapClient, ledger: Ledger, *, events: EventSink, rng: random.Random | None = None):
+    def __init__(
+        self,
+        client: LeapClient,
+        ledger: Ledger,
+        *,
+        events: EventSink,
+        settle_window: float = SETTLE_WINDOW,
+    ) -> None:
         self._client = client
         self._ledger = ledger
         self._emit = events
-        self._rng = rng or random.Random()  # jitter only
+        self._settle_window = settle_window
         self._locks: defaultdict[tuple[str, str], trio.Lock] = defaultdict(trio.Lock)
 
     async def ensure_submitted(self, job: Job, action: Action) -> Submitted:
@@ -82,10 +112,18 @@ class Submitter:
             return Submitted(known.inference_id, created)
         async with self._locks[(job.model_id, job.fingerprint)]:
             if action is Action.RECONCILE and known is not None:
-                adopted = await self.reconcile(job, since=known.intent_time)
-                if adopted is not None:
-                    return adopted
+                return await self._settle_earlier(job, known.intent_time)
             return await self._create(job)
+
+    async def _settle_earlier(self, job: Job, intent_time: float) -> Submitted:
+        """Settle an intent an earlier run left: adopt its job, keep looking while young, or create anew."""
+        age = max(0.0, now() - intent_time)
+        outcome = await self._settle(job, since=intent_time, window=max(0.0, self._settle_window - age))
+        if isinstance(outcome, Submitted):
+            return outcome
+        if not outcome.complete:
+            raise self._unsettled(job, "an earlier run's create")
+        return await self._create(job)
 
     async def _create(self, job: Job) -> Submitted:
         for attempt in range(1, MAX_CREATE_ATTEMPTS + 1):
@@ -101,43 +139,86 @@ class Submitter:
             crashpoint("after-intent")
             try:
                 entity = await self._client.create(job.model_id, job.request)
-            except errors.BadRequestError as exc:
-                raise CreateFailedError("; ".join(exc.messages), exc.status, attempt) from None
             except errors.ApiError as exc:
-                if provably_unserved(exc):  # the client's policy already retried it: give up on it for now
-                    raise CreateFailedError(exc.message, errors.status_of(exc), attempt) from None
+                status = errors.status_of(exc)
+                if isinstance(exc, errors.BadRequestError):
+                    raise CreateFailedError("; ".join(exc.messages), status, attempt) from None
+                if provably_unserved(exc) or (status is not None and 400 <= status < 500):
+                    raise CreateFailedError(exc.message, status, attempt) from None  # refused: no job was made
                 self._emit(Notice(f"create of job {job.key[:12]} had an unknown outcome ({exc.message}); listing"))
-                adopted = await self.reconcile(job, since=intent.t)
-                if adopted is not None:
-                    return adopted
+                outcome = await self._settle(job, since=intent.t, window=self._settle_window)
+                if isinstance(outcome, Submitted):
+                    return outcome
+                if not outcome.complete:
+                    raise self._unsettled(job, f"its create ({exc.message})") from None
                 if attempt == MAX_CREATE_ATTEMPTS:
-                    raise CreateFailedError(exc.message, errors.status_of(exc), attempt) from None
-                await trio.sleep(backoff_delay(attempt, base=0.5, cap=10.0, rng=self._rng))
+                    raise CreateFailedError(exc.message, status, attempt) from None
                 continue
             crashpoint("before-submitted")
-            return self._record(job, entity, adopted=False)
+            return self._check_and_record(job, entity)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _check_and_record(self, job: Job, entity: InferenceEntity) -> Submitted:
+        owner = self._ledger.state.owner_of(entity.id)
+        if owner is not None and owner != job.key:
+            reason = f"the server answered the create with id {entity.id}, which job {owner[:12]} already owns"
+            raise CreateFailedError(reason + " (a server error; not recorded as this job's)", None, 1)
+        return self._record(job, entity, adopted=False)
+
+    async def _settle(self, job: Job, *, since: float, window: float) -> Submitted | Look:
+        """Look for the job of an intent at `since`, again and again until `window` seconds have passed."""
+        ends = trio.current_time() + window
+        pauses = iter(SETTLE_LOOKS)
+        while True:
+            look = await self.look(job, since=since)
+            if look.found is not None:
+                return self._record(job, look.found, adopted=True)
+            left = ends - trio.current_time()
+            if left <= 0:
+                return look
+            await trio.sleep(min(next(pauses, SETTLE_LOOKS[-1]), left))
+
     async def reconcile(self, job: Job, *, since: float) -> Submitted | None:
-        """Find the job a create with an unknown outcome may have made; adopt it (record `submitted`) if found."""
+        """Look once for the job a create at `since` may have made; adopt it (record `submitted`) if found."""
+        look = await self.look(job, since=since)
+        return None if look.found is None else self._record(job, look.found, adopted=True)
+
+    async def look(self, job: Job, *, since: float) -> Look:
+        """List the model's jobs stamped after `since` (on the server's clock) and find the oldest unowned match."""
         claimed = self._ledger.state.claimed_ids()
-        cutoff = since - CLOCK_SKEW
         matches: list[InferenceEntity] = []
-        page = 1
-        while batch := await self._client.find_all(job.model_id, page=page, page_size=LIST_PAGE_SIZE):
-            matches += [
-                e
-                for e in batch
-                if _created(e) >= cutoff and e.id not in claimed and entity_fingerprint(e) == job.fingerprint
-            ]
-            # Listing order is undocumented: stop only at a page whose jobs all predate the intent.
-            if all(_created(e) < cutoff for e in batch):
-                break
-            page += 1
-        found = min(matches, key=_created, default=None)  # the oldest match after the intent is the one we made
-        if found is None:
-            return None
-        return self._record(job, found, adopted=True)
+        pages = self._client.pages(
+            job.model_id, page_size=LIST_PAGE_SIZE, max_pages=MAX_RECONCILE_PAGES, deadline=RECONCILE_DEADLINE
+        )
+        try:
+            async with aclosing(pages):
+                async for batch in pages:
+                    cutoff = self._client.clock.earliest_server_time(since)  # each answer teaches the clock
+                    matches += [
+                        e
+                        for e in batch
+                        if _created(e) >= cutoff and e.id not in claimed and entity_fingerprint(e) == job.fingerprint
+                    ]
+                    # Listing order is undocumented: stop only at a page whose jobs all predate the intent.
+                    if all(_created(e) < cutoff for e in batch):
+                        break
+        except errors.ApiUnavailableError:
+            raise
+        except errors.ApiError as exc:
+            self._emit(Notice(f"listing for job {job.key[:12]} stopped early ({exc.message})"))
+            return Look(min(matches, key=_created, default=None), complete=False)
+        # The oldest match is the one we made; matches are checked again against the final cutoff.
+        cutoff = self._client.clock.earliest_server_time(since)
+        matches = [e for e in matches if _created(e) >= cutoff]
+        return Look(min(matches, key=_created, default=None), complete=True)
+
+    def _unsettled(self, job: Job, what: str) -> CreateUnsettledError:
+        return CreateUnsettledError(
+            f"the outcome of {what} for job {job.key[:12]} is unknown: no listing could be read to its end",
+            method="POST",
+            path=inferences_path(job.model_id),
+            hint="run the same command again later: leapbatch looks for the job before it pays for a new one",
+        )
 
     def _record(self, job: Job, entity: InferenceEntity, *, adopted: bool) -> Submitted:
         """Record that `job` exists remotely as `entity` (created now, or adopted), and say so."""

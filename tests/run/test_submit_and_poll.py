@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
+import pytest
 import trio
 import trio.testing
 from pydantic import SecretStr
@@ -18,7 +19,7 @@ from leapbatch.folder.ledger import open_folder
 from leapbatch.folder.records import IntentRecord, SubmittedRecord
 from leapbatch.jobs import Job
 from leapbatch.run.poller import Poller
-from leapbatch.run.submit import CLOCK_SKEW, Submitter
+from leapbatch.run.submit import Submitter
 from leapbatch.wire import CreateInferenceDto, InferenceEntity, InferenceState
 
 MODEL = "26a1a203-3a46-42cb-8cfa-f4de075907d8"
@@ -33,18 +34,29 @@ def intent(job: Job, t: float) -> IntentRecord:
 
 
 async def reconcile_after(
-    tmp_path: Path, job: Job, intent_t: float, ledger_before: list[Any], *, copies: int = 1
+    tmp_path: Path,
+    job: Job,
+    intent_t: float,
+    ledger_before: list[Any],
+    *,
+    copies: int = 1,
+    clock_offset: float = 0.0,
+    learn: bool = True,
 ) -> tuple[str, str | None]:
     """Create `job` on a fresh emulator, write `ledger_before` plus an intent at `intent_t`, and reconcile it.
 
-    With `copies` > 1 the same request is created again a little later (a second, newer match). Return the id the
-    first create made and the id reconciliation adopted (None: nothing adopted).
+    With `copies` > 1 the same request is created again a little later (a second, newer match). The emulator's
+    clock runs `clock_offset` seconds off ours; with `learn` False the reconciling client has heard no answer
+    before its listing (a fresh process). Return the id the first create made and the id reconciliation adopted
+    (None: nothing adopted).
     """
-    emulator = Emulator(EmulatorConfig(speed=1.0, seed=1))
+    emulator = Emulator(EmulatorConfig(speed=1.0, seed=1, clock_offset=clock_offset))
     with open_folder(tmp_path) as ledger:
         async with api_http(API_ORIGIN, SecretStr("k"), transport=emulator.transport()) as http:
             client = LeapClient(http)
             made = await client.create(job.model_id, job.request)
+            if not learn:
+                client = LeapClient(http)
             for _ in range(copies - 1):
                 await trio.sleep(0.01)
                 await client.create(job.model_id, job.request)
@@ -69,11 +81,26 @@ async def test_reconcile_adopts_the_oldest_match_after_the_intent(tmp_path: Path
     assert made == adopted
 
 
-async def test_reconcile_allows_for_a_server_clock_behind_ours(tmp_path: Path) -> None:
-    """A job whose server createdAt is up to CLOCK_SKEW before our intent's time is still ours."""
+@pytest.mark.parametrize("offset", [-86_400.0, -300.0, 300.0])
+async def test_reconcile_learns_a_server_clock_far_off_ours(tmp_path: Path, offset: float) -> None:
+    """With the server's clock a day or 5 minutes behind (or ahead), the job the lost create made is still found:
+    the offset is learned from the server's own answers, not assumed."""
     job = Job.build(MODEL, REQUEST)
-    made, adopted = await reconcile_after(tmp_path, job, time.time() + CLOCK_SKEW / 2, [])
+    made, adopted = await reconcile_after(tmp_path, job, time.time() - 1.0, [], clock_offset=offset)
     assert made == adopted
+
+
+async def test_reconcile_learns_the_offset_from_the_listings_date_header_alone(tmp_path: Path) -> None:
+    """A fresh client that has heard nothing before its listing still finds a job stamped 5 minutes behind."""
+    job = Job.build(MODEL, REQUEST)
+    made, adopted = await reconcile_after(tmp_path, job, time.time() - 1.0, [], clock_offset=-300.0, learn=False)
+    assert made == adopted
+
+
+async def test_a_job_stamped_before_the_intent_on_the_servers_clock_is_not_adopted(tmp_path: Path) -> None:
+    """A matching job made a minute before the intent (by the learned clock) is another create's, not ours."""
+    job = Job.build(MODEL, REQUEST)
+    assert (await reconcile_after(tmp_path, job, time.time() + 60.0, [], clock_offset=-300.0))[1] is None
 
 
 async def test_reconcile_never_adopts_an_id_another_job_owns(tmp_path: Path) -> None:
@@ -105,14 +132,16 @@ class ListingFake:
     """A client whose listings are given pages and whose findOne answers from a table; it counts both."""
 
     def __init__(self, pages: list[list[InferenceEntity]], jobs: dict[str, InferenceEntity]) -> None:
-        self.pages, self.jobs = pages, jobs
+        self.served, self.jobs = pages, jobs
         self.listed: list[int] = []
         self.found: list[str] = []
+
+    pages = LeapClient.pages  # the real, bounded paging over this fake's find_all
 
     async def find_all(self, model_id: str, *, only_finished: bool, page: int, page_size: int) -> list[InferenceEntity]:
         self.listed.append(page)
         await trio.lowlevel.checkpoint()
-        return self.pages[page - 1] if page <= len(self.pages) else []
+        return self.served[page - 1] if page <= len(self.served) else []
 
     async def find_one(self, model_id: str, inference_id: str) -> InferenceEntity:
         self.found.append(inference_id)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from leapbatch.api.backoff import MAX_RETRY_AFTER, backoff_delay, parse_retry_after
+from leapbatch.api.backoff import RETRY_AFTER_CEILING, backoff_delay, parse_retry_after
 
 NOW = datetime(2024, 1, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -28,14 +28,16 @@ class UpperBound(random.Random):
         pytest.param("5", 5.0, id="seconds"),
         pytest.param(" 5 ", 5.0, id="seconds-padded"),
         pytest.param("0", 0.0, id="zero"),
-        pytest.param("120", 120.0, id="at-the-clamp"),
-        pytest.param("99999", MAX_RETRY_AFTER, id="huge-seconds-clamped"),
-        pytest.param("9" * 400, MAX_RETRY_AFTER, id="absurd-seconds-clamped"),
+        pytest.param("120", 120.0, id="two-minutes"),
+        pytest.param("3600", 3600.0, id="an-hour-is-kept-for-the-policy-to-clamp"),
+        pytest.param("99999", RETRY_AFTER_CEILING, id="huge-seconds-clamped"),
+        pytest.param("9" * 400, RETRY_AFTER_CEILING, id="absurd-seconds-clamped"),
         pytest.param("Mon, 01 Jan 2024 12:00:30 GMT", 30.0, id="http-date"),
         pytest.param("Mon, 01 Jan 2024 12:00:30 -0000", 30.0, id="http-date-without-zone"),
         pytest.param("Mon, 01 Jan 2024 13:00:30 +0100", 30.0, id="http-date-other-zone"),
         pytest.param("Mon, 01 Jan 2024 11:00:00 GMT", 0.0, id="past-date"),
-        pytest.param("Tue, 02 Jan 2024 12:00:00 GMT", MAX_RETRY_AFTER, id="far-date-clamped"),
+        pytest.param("Tue, 02 Jan 2024 12:00:00 GMT", 86_400.0, id="a-day-ahead"),
+        pytest.param("Wed, 03 Jan 2024 12:00:00 GMT", RETRY_AFTER_CEILING, id="far-date-clamped"),
         pytest.param("soon", None, id="garbage"),
         pytest.param("-5", None, id="negative"),
         pytest.param("1.5", None, id="fraction"),
@@ -45,7 +47,8 @@ class UpperBound(random.Random):
     ],
 )
 def test_parse_retry_after(header: str | None, expected: float | None) -> None:
-    """Delta-seconds and HTTP dates become seconds, clamped to [0, 120]; anything else is None."""
+    """Delta-seconds and HTTP dates become seconds, clamped to [0, a day] (the policy applies max_retry_after);
+    anything else is None."""
     assert expected == parse_retry_after(header, now=NOW)
 
 

@@ -12,7 +12,7 @@ import pytest
 from pydantic import SecretStr
 
 from leapbatch import errors
-from leapbatch.api.client import LeapClient, Settings, api_http, download_http, inferences_path
+from leapbatch.api.client import LeapClient, Settings, api_http, download_http, inferences_path, redact
 from leapbatch.wire import DEFAULT_BASE_URL, CreateInferenceDto
 
 CANARY = "sk-canary-5b7e0c1d9a2f4e6b"
@@ -138,7 +138,7 @@ async def test_iter_all_walks_pages_until_an_empty_one() -> None:
 
 async def test_ids_are_percent_encoded_in_paths() -> None:
     """Model and inference ids cannot add path segments or a query: `/`, space, `?` and `#` are encoded."""
-    async with leap(lambda r: httpx.Response(200, json=entity())) as (client, seen):
+    async with leap(lambda r: httpx.Response(200, json={**entity(), "id": "x?y#z"})) as (client, seen):
         await client.find_one("a/b c", "x?y#z")
         await client.remove("a/b c", "x?y#z")
 
@@ -223,10 +223,10 @@ async def test_each_status_has_its_exception(status: int, expected_class: type[e
 
 @pytest.mark.parametrize(
     ("header", "expected"),
-    [("30", 30.0), ("100000", 120.0), ("Thu, 01 Jan 1970 00:00:00 GMT", 0.0), ("later", None), (None, None)],
+    [("30", 30.0), ("100000", 86_400.0), ("Thu, 01 Jan 1970 00:00:00 GMT", 0.0), ("later", None), (None, None)],
 )
 async def test_429_carries_retry_after(header: str | None, expected: float | None) -> None:
-    """A 429's Retry-After is parsed and clamped into `retry_after`; garbage or none is None."""
+    """A 429's Retry-After is parsed into `retry_after` (at most a day; the policy clamps it); garbage is None."""
     headers = {} if header is None else {"Retry-After": header}
     exc = await failure_of(lambda r: httpx.Response(429, headers=headers, json={"message": "slow down"}))
 
@@ -363,3 +363,39 @@ def test_a_blank_key_is_no_key() -> None:
 def test_inferences_path() -> None:
     """The collection path and the one-job path, built from encoded ids."""
     assert (PATH, f"{PATH}/j%201") == (inferences_path(MODEL), inferences_path(MODEL, "j 1"))
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "expected"),
+    [
+        ("invalid key sk-abc123 given", "sk-abc123", "invalid key [redacted] given"),
+        ("key=sk-abc123,", "sk-abc123", "key=[redacted],"),
+        ("keep it as it is", "k", "keep it as it is"),  # a short key is not cut out of words
+        ("the key k was refused", "k", "the key [redacted] was refused"),
+        ("abcabc", "abc", "abcabc"),
+    ],
+)
+def test_redaction_replaces_the_key_where_it_stands_alone(text: str, key: str, expected: str) -> None:
+    """Only standalone occurrences of the key are redacted, so a short key does not mangle the text."""
+    assert expected == redact(text, key)
+
+
+async def test_a_key_straddling_the_length_cut_is_redacted_whole() -> None:
+    """A long non-NestJS body with the key at character 295: the message is cut after redaction, so no part of the
+    key survives (before, its first 5 characters did)."""
+    body = ["x" * 280 + f" key {CANARY} refused"]  # not a NestJS body: its JSON text is the message
+    async with leap(lambda r: httpx.Response(418, json=body)) as (client, _):
+        with pytest.raises(errors.ApiError) as caught:
+            await client.find_one(MODEL, "a")
+    assert CANARY[:4] not in caught.value.message
+    assert "[redacted]" in caught.value.message
+
+
+@pytest.mark.parametrize("key", ["abc\r\ndef", "clé-secrète", "a\tb"])
+def test_a_key_that_cannot_be_sent_in_a_header_is_a_usage_error(key: str) -> None:
+    """LEAP_API_KEY with CR, LF, a tab or a non-ASCII character: exit 2 naming the position, never the character."""
+    with pytest.raises(errors.UsageError) as caught:
+        Settings.from_env({"LEAP_API_KEY": key})
+    assert 2 == caught.value.exit_code
+    assert "position" in caught.value.message
+    assert all(char not in caught.value.message for char in "é\r\n\t")

@@ -11,6 +11,7 @@ import trio.testing
 from pydantic import SecretStr
 
 from leapbatch import errors
+from leapbatch.api.backoff import parse_retry_after
 from leapbatch.api.client import LeapClient, api_http
 from leapbatch.api.retry import DEAD_HINT, RetryBudget, SafeRetry, should_retry
 from leapbatch.wire import CreateInferenceDto
@@ -416,3 +417,12 @@ async def test_get_with_a_garbled_body_is_read_again(autojump_clock: trio.testin
         entity = await client.find_one("m", "job-1")
 
     assert ("job-1", 2) == (entity.id, len(seen))
+
+
+def test_max_retry_after_above_two_minutes_is_honoured() -> None:
+    """A server's Retry-After of an hour waits an hour with max_retry_after 3600, and 120 s by default."""
+    throttled = errors.RateLimitedError(
+        status=429, messages=["slow down"], method="GET", path="/x", retry_after=parse_retry_after("3600")
+    )
+    assert 3600.0 == SafeRetry(max_retry_after=3600.0).delay(1, throttled)
+    assert 120.0 == SafeRetry().delay(1, throttled)

@@ -288,8 +288,20 @@ async def test_refused_connection_is_retriable(store: ImageStore, http: httpx.As
 async def test_unsupported_scheme_is_not_retriable(store: ImageStore, http: httpx.AsyncClient) -> None:
     """A URI that is not http(s) cannot succeed on a second try."""
     error = await fail(store, http, "ftp://127.0.0.1/x.png")
-    expected = "image 0 from 127.0.0.1: Request URL has an unsupported protocol 'ftp://'. (UnsupportedProtocol)"
-    assert (expected, False) == (error.message, error.retriable)
+    assert ("image 0 from 127.0.0.1: not an http(s) URL", False) == (error.message, error.retriable)
+
+
+@pytest.mark.parametrize("userinfo", ["user:secret@", "token@"])
+async def test_a_uri_with_credentials_is_never_followed(
+    store: ImageStore, http: httpx.AsyncClient, host: ImageHost, userinfo: str
+) -> None:
+    """A URI carrying userinfo is refused before any request (not retriable), and the secret is not in the message."""
+    error = await fail(store, http, host.url("/x.png").replace("http://", "http://" + userinfo))
+    assert ("image 0 from 127.0.0.1: the URL carries credentials (userinfo); it is not followed", False) == (
+        error.message,
+        error.retriable,
+    )
+    assert [] == host.seen
 
 
 async def test_crash_points_see_part_then_final(
