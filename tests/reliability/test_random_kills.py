@@ -92,3 +92,40 @@ async def test_random_kills_under_chaos_keep_every_invariant(tmp_path: Path, sta
         f"{stats.get('ambiguous_creates', 0)} ambiguous creates, faults {stats.get('faults')}"
     )
     assert [] == found, f"seed {seed}: " + "; ".join(found)
+
+
+# The hostile servers leapbatch must not pay twice for: creates committed after the client gave up, listings that
+# lag behind creates, and a clock five minutes behind ours; on top of chaos's faults.
+HOSTILE_RATES = {"slow_commit": 0.05, "list_lag": 0.15}
+
+
+@pytest.mark.slow
+async def test_random_kills_against_a_slow_lagging_skewed_server_pay_once(
+    tmp_path: Path, start_emulator: StartEmulator
+) -> None:
+    """Kill -9 at random moments against a server with slow commits, lagging listings and a clock 300 s behind;
+    at the end every invariant holds, no job was paid for twice (ambiguous creates adopted, not re-paid), and
+    `delete --yes --include-failed` leaves nothing on the server."""
+    seed = int(os.environ.get("LEAPBATCH_CAMPAIGN_SEED", "20261203"))
+    rng = random.Random(seed)
+    plan = fault_plan("chaos", HOSTILE_RATES, seed=seed, delay_seconds=1.5, list_lag_seconds=3.0)
+    handle = await start_emulator(EmulatorConfig(speed=1000, seed=seed, faults=plan, clock_offset=-300.0))
+    manifest = tmp_path / "hostile.yaml"
+    manifest.write_text(MANIFEST.format(jobs=JOBS))
+    out = tmp_path / "out"
+    cmd, env = command(manifest, out), Cli.env(handle, key=CANARY)
+    outputs = [await run_and_kill(cmd, env, rng.uniform(0.3, 2.5)) for _ in range(KILLS)]
+    final = await trio.run_process(cmd, env=env, capture_stdout=True, capture_stderr=True, check=False)
+    outputs += [final.stdout, final.stderr]
+    assert final.returncode in (0, 1), final.stderr.decode()
+    stats = handle.stats()
+    found = violations(out, jobs=JOBS, stats=stats, outputs=outputs, canary=CANARY, sandbox=tmp_path)
+    print(
+        f"hostile campaign: {JOBS} jobs, {KILLS} kills, seed {seed}, {stats['jobs']['created']} created, "
+        f"{stats.get('ambiguous_creates', 0)} ambiguous creates, faults {stats.get('faults')}"
+    )
+    assert [] == found, f"seed {seed}: " + "; ".join(found)
+    assert stats["jobs"]["created"] <= JOBS, f"seed {seed}: paid twice: {stats['jobs']['created']} for {JOBS} jobs"
+    delete = [sys.executable, "-m", "leapbatch", "delete", str(out), "--yes", "--include-failed"]
+    deleted = await trio.run_process(delete, env=env, capture_stdout=True, capture_stderr=True, check=False)
+    assert 0 == handle.stats()["jobs"]["live"], deleted.stderr.decode()
