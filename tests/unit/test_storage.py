@@ -21,6 +21,7 @@ from PIL import Image
 
 from leapbatch import crashpoints
 from leapbatch.api.client import download_http
+from leapbatch.api.download import recorded_uri
 from leapbatch.errors import DownloadError, UsageError
 from leapbatch.folder.atomic import write_atomic, write_text_atomic
 from leapbatch.folder.images import ImageInfo, ImageStore, StoredImage, inspect_file, sweep_parts
@@ -482,3 +483,16 @@ def test_inspect_missing_file_raises(tmp_path: Path) -> None:
     """A file that is not there is an OSError for the caller to report."""
     with pytest.raises(FileNotFoundError):
         inspect_file(tmp_path / "missing.png")
+
+
+@pytest.mark.parametrize(
+    ("uri", "kept"),
+    [
+        ("https://cdn.example/i/0.png?X-Amz-Signature=abc&token=t", "https://cdn.example/i/0.png"),
+        ("https://cdn.example/i/0.png#frag", "https://cdn.example/i/0.png"),
+        ("https://cdn.example/i/0.png", "https://cdn.example/i/0.png"),
+    ],
+)
+def test_the_ledger_keeps_an_image_uri_without_its_query(uri: str, kept: str) -> None:
+    """A signed URL's token is used for the download, never kept: the ledger's URI has no query or fragment."""
+    assert kept == recorded_uri(uri)
