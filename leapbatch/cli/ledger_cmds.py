@@ -24,6 +24,7 @@ from leapbatch.folder.verify import Problem, verify_folder, verify_report
 from leapbatch.run.delete import DeleteOutcome, DeletePlan, plan_deletes, run_deletes
 from leapbatch.run.repair import fetchable, refetch_images, rewrite_derived
 from leapbatch.run.resume import tally
+from leapbatch.wire import DEFAULT_BASE_URL
 
 API_RPS = 10.0
 API_BURST = 10
@@ -47,7 +48,8 @@ def register(sub: SubParsers) -> None:
         description="Delete the jobs the ledger knows from Leap's servers (each keeps your prompts and images "
         "there until deleted). Finished jobs are deleted only once their images are on disk and verified; failed "
         "jobs only with --include-failed. 404 counts as already gone; every outcome is recorded, so running it "
-        "again does nothing. Needs LEAP_API_KEY; uses LEAP_BASE_URL, else the server of the folder's last run.",
+        f"again does nothing. Needs LEAP_API_KEY; sends it only to LEAP_BASE_URL, else {DEFAULT_BASE_URL}, and "
+        "refuses (exit 2) a folder whose jobs were made on another server.",
         epilog="exit codes: 0 done, 1 some jobs refused or not deleted, 2 usage, 3 folder locked by a run, "
         "5 API unavailable",
     )
@@ -67,8 +69,10 @@ def register(sub: SubParsers) -> None:
         description="Check that every image recorded as finished exists, has its recorded sha256 and size, "
         "decodes and has the recorded dimensions; that images/ holds nothing else; and that metadata.jsonl and "
         "results.json agree with the ledger. --repair fetches missing or damaged images again (while the remote "
-        "job still exists) and rewrites metadata.jsonl and results.json.",
-        epilog="exit codes: 0 clean, 1 problems found (each listed), 3 folder locked (--repair), 5 API unavailable",
+        f"job still exists, from LEAP_BASE_URL, else {DEFAULT_BASE_URL}; a folder made on another server is "
+        "refused) and rewrites metadata.jsonl and results.json.",
+        epilog="exit codes: 0 clean, 1 problems found (each listed), 2 usage (--repair: a folder of another "
+        "server), 3 folder locked (--repair), 5 API unavailable",
     )
     verify.add_argument("out", metavar="OUT", help="the output folder of a run")
     verify.add_argument("--json", action="store_true", help="print one JSON object (shape: docs/cli.md)")
@@ -142,10 +146,10 @@ def handle_delete(args: argparse.Namespace) -> int:
                 print(f"would delete: {target.inference_id} (job {target.key}, {target.why})")
             say(f"dry run: {len(plan.targets)} jobs would be deleted")
             return EXIT_OK
+        base_url, key = settings_for_folder(out, ledger.state, action="delete")  # before asking: it may refuse
         if not args.yes and not _confirm(len(plan.targets), out):
             say("nothing deleted")
             return EXIT_OK
-        base_url, key = settings_for_folder(ledger.state)
         ledger.append(RunRecord(t=now(), command="delete", tool_version=__version__, base_url=base_url))
         outcome = trio.run(_delete_all, ledger, plan, base_url, key, args.max_retry_after)
     say(f"deleted {outcome.deleted}, already gone {outcome.already_gone}, failed {len(outcome.errors)}")
@@ -177,7 +181,8 @@ def handle_verify(args: argparse.Namespace) -> int:
             problems, _ = verify_folder(out, ledger.state)
             wanted = fetchable(ledger.state, problems)
             if wanted:
-                restored = trio.run(_refetch, out, ledger, wanted, args.max_retry_after)
+                base_url, key = settings_for_folder(out, ledger.state, action="verify --repair")
+                restored = trio.run(_refetch, out, ledger, wanted, base_url, key, args.max_retry_after)
             if problems:
                 rewrite_derived(out, ledger.state)
     problems, checked = verify_folder(out, read_ledger(out))
@@ -192,8 +197,9 @@ def handle_verify(args: argparse.Namespace) -> int:
     return EXIT_OK if not problems else EXIT_SOME_FAILED
 
 
-async def _refetch(out: Path, ledger: Ledger, problems: list[Problem], max_retry_after: float) -> int:
-    base_url, key = settings_for_folder(ledger.state)
+async def _refetch(
+    out: Path, ledger: Ledger, problems: list[Problem], base_url: str, key: SecretStr, max_retry_after: float
+) -> int:
     async with api_http(base_url, key) as http, download_http() as downloads:
         client = retrying_client(http, rps=API_RPS, burst=API_BURST, events=discard, max_retry_after=max_retry_after)
         return await refetch_images(out, ledger, problems, client=client, downloads=downloads)

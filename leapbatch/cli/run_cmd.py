@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import secrets
 import sys
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from leapbatch import __version__
 from leapbatch.api.backoff import MAX_RETRY_AFTER
 from leapbatch.api.client import Settings, api_http, download_http
 from leapbatch.api.ratelimit import AdaptiveLimiter
-from leapbatch.cli._api import retrying_client
+from leapbatch.cli._api import check_folder_server, configured_server, retrying_client
 from leapbatch.cli._common import SubParsers, say
 from leapbatch.cli.emulator_cmd import DEFAULT_FAULT_DELAY, emulated
 from leapbatch.cli.progress import RunProgress
@@ -30,6 +31,7 @@ from leapbatch.jobs import Job
 from leapbatch.manifest import Manifest, load_manifest
 from leapbatch.manifest.expand import expand
 from leapbatch.run.runner import Runner, RunOptions, RunSummary
+from leapbatch.run.submit import SETTLE_WINDOW
 
 LOCAL_SPEED = 50.0
 
@@ -104,9 +106,27 @@ def register(sub: SubParsers) -> None:
         metavar="S",
         help=f"longest wait a server's Retry-After is honoured for (default {MAX_RETRY_AFTER:g} s)",
     )
+    parser.add_argument(
+        "--settle-window",
+        type=_non_negative_float,
+        default=SETTLE_WINDOW,
+        metavar="S",
+        help=f"seconds a create whose answer was lost is looked for before it is sent again (default "
+        f"{SETTLE_WINDOW:g}; cover the server's slowest commit and listing lag: shorter risks paying twice)",
+    )
     parser.add_argument("--plain", action="store_true", help="plain progress lines instead of a live display")
     parser.add_argument("--quiet", action="store_true", help="no progress output, only the final summary")
     parser.set_defaults(handler=handle)
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {text!r}")
+    return value
 
 
 def _positive_int(text: str) -> int:
@@ -167,8 +187,10 @@ def handle(args: argparse.Namespace) -> int:
         retry_failed=args.retry_failed,
         delete_after_download=manifest.cleanup.delete_remote == "after_download",
         speed=target.speed,
+        settle_window=args.settle_window,
     )
     with open_folder(out) as ledger:
+        check_folder_server(out, ledger.state, configured_server(target.base_url), action="run")  # before anything
         removed = sweep_parts(out)
         if ledger.set_aside is not None:
             say(f"note: the ledger's last line was torn (a crash); it was set aside in {ledger.set_aside}")
@@ -276,7 +298,10 @@ def _report(summary: RunSummary | None, out: Path, elapsed: float, *, local: boo
         f"({elapsed:.1f} s{rate}); {summary.failed} failed"
     )
     if summary.unsettled:
-        say(f"unsettled: {summary.unsettled} jobs hit API errors past their retries; run the same command again")
+        say(
+            f"unsettled: {summary.unsettled} jobs hit API errors past their retries or have a create whose outcome is"
+            " still unknown; run the same command again (it looks for their jobs before paying for new ones)"
+        )
     if summary.failures:
         stages = ", ".join(f"{stage}: {count}" for stage, count in sorted(summary.failures.items()))
         say(f"failed by stage: {stages}; details: leapbatch status {out}; resubmit with --retry-failed")

@@ -204,3 +204,31 @@ async def test_an_edited_manifest_runs_only_its_new_jobs(tmp_path: Path, start_e
     assert JOBS + 2 == handle.stats()["jobs"]["created"]
     results = json.loads((out / "results.json").read_text())
     assert (JOBS, 2) == (results["jobs_total"], sum(1 for job in results["jobs"] if not job["in_manifest"]))
+
+
+async def test_delete_and_repair_refuse_a_folder_made_on_another_server(
+    tmp_path: Path, start_emulator: StartEmulator
+) -> None:
+    """A folder belongs to the server its jobs were made on: `delete` and `verify --repair` against another exit 2
+    naming both, and send it nothing; the commands that send nothing work; on its own server all is well."""
+    made, other = await start_emulator(), await start_emulator()
+    out = await generated(tmp_path, made)
+    manifest = tmp_path / "small.yaml"
+    for command in (("status", out), ("verify", out), ("delete", out, "--dry-run"), ("plan", manifest, "--out", out)):
+        assert 0 == (await leapbatch(*command, handle=other)).returncode, command
+    refusal = f"error: {out} was made on {made.base_url}; this {{}} would use {other.base_url}\n"
+    delete = await leapbatch("delete", out, "--yes", handle=other)
+    assert (2, refusal.format("delete")) == (delete.returncode, delete.stderr.decode().splitlines(True)[0])
+    assert f"hint: to continue it there, run `leapbatch delete` with LEAP_BASE_URL={made.base_url}".encode() in (
+        delete.stderr
+    )
+    lost = image_files(out)[0]
+    lost.unlink()
+    repair = await leapbatch("verify", out, "--repair", handle=other)
+    assert (2, refusal.format("verify --repair")) == (repair.returncode, repair.stderr.decode().splitlines(True)[0])
+    assert (0, JOBS) == (sum(other.stats()["requests"].values()), made.stats()["jobs"]["live"])
+    assert not any(js.deleted for js in read_ledger(out).jobs.values())
+    assert not lost.exists()
+    assert 0 == (await leapbatch("verify", out, "--repair", handle=made)).returncode
+    assert 0 == (await leapbatch("delete", out, "--yes", handle=made)).returncode
+    assert (True, 0) == (lost.exists(), made.stats()["jobs"]["live"])
