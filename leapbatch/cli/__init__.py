@@ -6,6 +6,10 @@ on stderr and returns its exit code; an OSError (disk full, permissions) exits 2
 else is a bug and shows its traceback. `LEAPBATCH_DEBUG=1` re-raises everything. Each subcommand lives in a
 small module of this package that exposes `register(subparsers)`.
 
+Output survives any stream encoding: `main` first sets stdout and stderr to write what their encoding cannot hold
+as escapes (`\\xe9`, `errors="backslashreplace"`), so `LANG=C` or `PYTHONIOENCODING=ascii` never crashes a
+command; `print_json` writes such characters as JSON escapes instead, so the document stays exact.
+
 Exit codes: 0 all done, 1 some jobs failed (or `verify` found problems), 2 bad manifest or usage, 3 output folder
 locked, 4 ledger corrupt, 5 API unavailable (key refused, server unreachable), 130 interrupted.
 """
@@ -13,6 +17,7 @@ locked, 4 ledger corrupt, 5 API unavailable (key refused, server unreachable), 1
 from __future__ import annotations
 
 import argparse
+import io
 import logging
 import os
 import sys
@@ -49,8 +54,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def tolerate_encodings() -> None:
+    """Make stdout and stderr write what their encoding cannot hold as backslash escapes, never raise on it."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper) and stream.errors != "backslashreplace":
+            stream.reconfigure(errors="backslashreplace")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit code: the one error boundary (see `leapbatch.cli._boundary`)."""
+    tolerate_encodings()
     logging.getLogger("httpx").setLevel(logging.WARNING)  # httpx logs full URLs at INFO
     logging.getLogger("hypercorn").setLevel(logging.WARNING)
     debug = os.environ.get("LEAPBATCH_DEBUG") == "1"

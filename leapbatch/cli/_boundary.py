@@ -4,7 +4,9 @@ trio's nurseries raise `ExceptionGroup`s, nested as deep as the nurseries were, 
 boundary flattens a group into its leaves once, then picks the one leaf to show, deterministically:
 a bug first (it must be seen, with its traceback), then a `LeapbatchError` (highest exit code, then message),
 then an `OSError` (the file system said no: disk full, permissions, read-only), then `KeyboardInterrupt`.
-Every leaf of a kind is rendered the same way, wherever it was raised.
+Every leaf of a kind is rendered the same way, wherever it was raised. Every line is escaped for the terminal
+(`leapbatch.manifest.template.printable`): messages carry the server's words, paths and manifest text, any of
+which may hold escape sequences or bidi overrides.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import sys
 from collections.abc import Iterator
 
 from leapbatch.errors import EXIT_INTERRUPTED, EXIT_USAGE, LeapbatchError, ManifestError
+from leapbatch.manifest.template import printable
 
 OS_HINT = "check the path, its permissions and the free space; LEAPBATCH_DEBUG=1 shows details"
 INTERRUPT_HINT = "nothing was lost: the ledger is consistent; run the same command again to resume"
@@ -49,7 +52,7 @@ def is_expected(exc: BaseException) -> bool:
 
 
 def render(exc: BaseException) -> int:
-    """Print an expected failure on stderr and return its exit code."""
+    """Print an expected failure on stderr (escaped for the terminal) and return its exit code."""
     if isinstance(exc, ManifestError):
         for problem in exc.problems:
             _say(f"error: {problem}")
@@ -73,4 +76,4 @@ def render(exc: BaseException) -> int:
 
 def _say(line: str) -> None:
     with contextlib.suppress(OSError):  # stderr itself is gone (a closed pipe): nothing more can be said
-        print(line, file=sys.stderr, flush=True)
+        print(printable(line), file=sys.stderr, flush=True)

@@ -14,7 +14,7 @@ from leapbatch import __version__
 from leapbatch.api.backoff import MAX_RETRY_AFTER
 from leapbatch.api.client import api_http, download_http
 from leapbatch.cli._api import retrying_client, settings_for_folder
-from leapbatch.cli._common import SubParsers, print_json, say
+from leapbatch.cli._common import SubParsers, print_json, say, show
 from leapbatch.errors import EXIT_OK, EXIT_SOME_FAILED, UsageError
 from leapbatch.events import discard
 from leapbatch.folder.ledger import LEDGER_NAME, Ledger, now, open_folder, read_ledger
@@ -110,7 +110,7 @@ def handle_status(args: argparse.Namespace) -> int:
         print_json(report)
     else:
         for line in status_lines(report):
-            print(line)
+            show(line)
     return EXIT_OK
 
 
@@ -143,7 +143,7 @@ def handle_delete(args: argparse.Namespace) -> int:
             return EXIT_SOME_FAILED if plan.refused else EXIT_OK
         if args.dry_run:
             for target in plan.targets:
-                print(f"would delete: {target.inference_id} (job {target.key}, {target.why})")
+                show(f"would delete: {target.inference_id} (job {target.key}, {target.why})")
             say(f"dry run: {len(plan.targets)} jobs would be deleted")
             return EXIT_OK
         base_url, key = settings_for_folder(out, ledger.state, action="delete")  # before asking: it may refuse
@@ -190,7 +190,7 @@ def handle_verify(args: argparse.Namespace) -> int:
         print_json(verify_report(out, problems, checked, restored))
     else:
         for problem in problems:
-            print(f"{problem.kind}: {problem.path or out}: {problem.detail}")
+            show(f"{problem.kind}: {problem.path or out}: {problem.detail}")
         if args.repair:
             say(f"repair: {restored} images fetched again; metadata.jsonl and results.json rewritten")
         say(f"{checked} images checked: " + ("all good" if not problems else f"{len(problems)} problems"))

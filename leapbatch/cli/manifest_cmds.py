@@ -5,13 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from leapbatch.cli._common import SubParsers, print_json
+from leapbatch.cli._common import SubParsers, print_json, show
 from leapbatch.errors import ManifestError, Problem, UsageError
 from leapbatch.folder.ledger import LEDGER_NAME, read_ledger
 from leapbatch.manifest import Manifest, json_schema, load_manifest
 from leapbatch.manifest import plan as plans
 from leapbatch.manifest.expand import Expansion, expand
-from leapbatch.manifest.template import printable
 from leapbatch.run.resume import classify, ledger_diff
 
 VALIDATE_HELP = """\
@@ -78,7 +77,7 @@ def run_validate(args: argparse.Namespace) -> int:
         except UsageError as exc:  # one unreadable file does not hide the problems of the others
             problems.append(Problem(str(path), 0, 0, "", exc.message.removeprefix(f"{path}: "), exc.hint))
             continue
-        print(f"{path}: ok ({len(expansion.jobs):,} jobs, {expansion.images:,} images)")
+        show(f"{path}: ok ({len(expansion.jobs):,} jobs, {expansion.images:,} images)")
     if problems:
         raise ManifestError(problems)
     return 0
@@ -111,12 +110,12 @@ def run_plan(args: argparse.Namespace) -> int:
             }
         )
         return 0
-    print(f"{args.file} ({manifest.name} -> {printable(str(out))}/)")
+    show(f"{args.file} ({manifest.name} -> {out}/)")
     for line in plans.render(summary):
-        print(line)
+        show(line)
     if diff is not None:
-        print(
-            f"  against {printable(str(out / LEDGER_NAME))}: {diff['new']:,} new, {diff['done']:,} done, "
+        show(
+            f"  against {out / LEDGER_NAME}: {diff['new']:,} new, {diff['done']:,} done, "
             f"{diff['in_flight']:,} in flight, {diff['failed']:,} failed (kept unless --retry-failed), "
             f"{diff['not_in_manifest']:,} in the ledger but no longer in the manifest"
         )

@@ -2,7 +2,7 @@
 
 `RunProgress` is an event sink (`leapbatch.events`): it keeps counters from the runner's events and renders them.
 It never touches the runner; `tick(now)` is called by the command every second so a quiet stretch (long jobs)
-still shows the clock moving.
+still shows the clock moving. Notes carry the server's words, so they are escaped for the terminal (`printable`).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from leapbatch.events import (
     Notice,
     RunPlanned,
 )
+from leapbatch.manifest.template import printable
 
 PLAIN_EVERY = 5.0
 
@@ -123,10 +124,14 @@ class RunProgress:
         """Take one event from the runner."""
         self.counters.apply(event)
         if isinstance(event, Notice) and not self._quiet:
-            self._console.print(f"note: {event.message}", markup=False, highlight=False)
+            self._note(event.message)
         if isinstance(event, JobUnsettled) and not self._quiet:
-            self._console.print(f"note: job {event.key[:12]} is left for the next run: {event.reason}", markup=False)
+            self._note(f"job {event.key[:12]} is left for the next run: {event.reason}")
         self._render()
+
+    def _note(self, text: str) -> None:
+        # One line whatever its length (the terminal wraps it, a log keeps it whole), escaped for the terminal.
+        self._console.print(printable(f"note: {text}"), markup=False, highlight=False, soft_wrap=True)
 
     def tick(self) -> None:
         """Refresh the display; on a non-terminal, print a line if the last one is old enough."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import secrets
 import sys
 from dataclasses import dataclass
@@ -248,7 +249,7 @@ async def _run(plan: _Plan, ledger: Ledger, progress: RunProgress) -> RunSummary
                 command="run",
                 tool_version=__version__,
                 base_url=base_url,
-                manifest_path=str(plan.manifest.source_path),
+                manifest_path=os.fsencode(plan.manifest.source_path).decode("utf-8", "backslashreplace"),
                 manifest_sha256=plan.manifest.source_sha256,
                 jobs=len(plan.jobs),
                 local=plan.target.base_url is None,

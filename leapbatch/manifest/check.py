@@ -139,7 +139,7 @@ class _Checker(CheckerCore):
             return None
         values = range(start, end + 1, step)
         # The first two values and the last decide every bound, and a multiple of 8 for width and height.
-        for value in dict.fromkeys((values[0], values[min(1, len(values) - 1)], values[-1])):
+        for value in dict.fromkeys((*values[:2], values[-1])):  # slices and ends only: a range may be huge
             if not self.value(label, value, (*loc, "range")):
                 return None
         return Axis(label, values, False, (label,))
@@ -301,6 +301,14 @@ class _Checker(CheckerCore):
             out.append(matched)
         return out
 
+    def output(self) -> None:
+        """Check `output.dir`: a path no file system takes (one that holds a NUL character) is refused here."""
+        folder = self.spec.output.dir
+        if folder is not None and "\x00" in folder:
+            at = folder.index("\x00") + 1
+            message = f"holds a NUL character (\\x00) at character {at}: no file system takes one in a path"
+            self.add(("output", "dir"), message, "remove it")
+
     def manifest(self, source_sha256: str, source_path: Path | None) -> Manifest:
         """Run every rule; return the Manifest or raise ManifestError."""
         spec = self.spec
@@ -325,9 +333,10 @@ class _Checker(CheckerCore):
                 self.add(
                     ("vars", name), "not used by any template", f"use {{{name}}} in a template, or remove it", key=True
                 )
+        self.output()
         combinations = 1 if uses_matrix else 0
         for axis in axes:
-            combinations *= len(axis.values)
+            combinations *= axis.size
         if combinations + len(spec.include) > MAX_JOBS:
             total = combinations + len(spec.include)
             self.add(("matrix",), f"{total:,} jobs, over the limit of {MAX_JOBS:,}", "split the manifest into several")

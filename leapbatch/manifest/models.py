@@ -241,6 +241,13 @@ class Axis:
     mapping: bool
     names: tuple[str, ...]
 
+    @property
+    def size(self) -> int:
+        """Return how many values the axis has, counted (`len()` of a range fails past 2**63 - 1 values)."""
+        if isinstance(self.values, range):
+            return max(0, -(-(self.values.stop - self.values.start) // self.values.step))
+        return len(self.values)
+
 
 @dataclass(frozen=True, eq=False, slots=True)
 class Manifest:
@@ -290,7 +297,7 @@ class Manifest:
             return 0
         total = 1
         for axis in self.axes:
-            total *= len(axis.values)
+            total *= axis.size
         return total
 
     def problem(self, loc: Loc, message: str, hint: str | None = None) -> Problem:

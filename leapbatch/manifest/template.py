@@ -4,7 +4,8 @@ It is deliberately tiny. A field is a bare name (letters, digits and `_`, not st
 else: attribute access (`{a.b}`), indexing (`{a[0]}`), format specs (`{a:>10}`), conversions (`{a!r}`) and
 positional fields (`{}`, `{0}`) are errors with a message that says so, never silently rendered. A template is
 parsed once and rendered many times, so parsing does the checking and rendering only joins strings.
-`printable` escapes the characters that could rewrite a terminal, for showing (never sending) prompt text.
+`printable` escapes the characters that could rewrite a terminal (`UNPRINTABLE`), for showing (never sending) prompt
+text, and the CLI shows every other text from outside (paths, the server's messages) through it too.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 NAME_PATTERN = r"[A-Za-z_][A-Za-z0-9_]*"
 _NAME = re.compile(NAME_PATTERN + r"\Z")
 # C0 and C1 controls, DEL, bidi embeddings/overrides/isolates and lone surrogates: what can rewrite a terminal.
-_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 
 class TemplateError(ValueError):
@@ -145,4 +146,4 @@ def printable(text: str) -> str:
 
     Prompts are sent exactly as written; only what leapbatch shows people (plans, error messages) is escaped.
     """
-    return _UNPRINTABLE.sub(_escape, text)
+    return UNPRINTABLE.sub(_escape, text)
