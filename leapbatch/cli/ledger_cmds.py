@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -93,7 +94,7 @@ def _retry_after_option(parser: argparse.ArgumentParser) -> None:
 
 def _folder(text: str) -> Path:
     out = Path(text)
-    if not (out / LEDGER_NAME).is_file():
+    if not os.path.lexists(out / LEDGER_NAME):
         raise UsageError(
             f"{out} has no {LEDGER_NAME}: not the output folder of a run",
             hint="pass the folder `leapbatch run` wrote to (outputs/<name> by default)",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from leapbatch.cli._common import SubParsers, print_json, show
@@ -97,7 +98,7 @@ def run_plan(args: argparse.Namespace) -> int:
     )
     out = args.out or manifest.output_dir
     diff = None
-    if (out / LEDGER_NAME).is_file():
+    if os.path.lexists(out / LEDGER_NAME):
         diff = {"folder": str(out), **ledger_diff(classify(expansion.jobs, read_ledger(out)))}
     if args.json:
         print_json(

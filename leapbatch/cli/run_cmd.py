@@ -120,6 +120,11 @@ def register(sub: SubParsers) -> None:
     parser.set_defaults(handler=handle)
 
 
+def _path_text(path: Path | None) -> str | None:
+    """Return a path as text a record can hold: bytes that are no UTF-8 become backslash escapes."""
+    return None if path is None else os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 def _non_negative_float(text: str) -> float:
     try:
         value = float(text)
@@ -249,7 +254,7 @@ async def _run(plan: _Plan, ledger: Ledger, progress: RunProgress) -> RunSummary
                 command="run",
                 tool_version=__version__,
                 base_url=base_url,
-                manifest_path=os.fsencode(plan.manifest.source_path).decode("utf-8", "backslashreplace"),
+                manifest_path=_path_text(plan.manifest.source_path),
                 manifest_sha256=plan.manifest.source_sha256,
                 jobs=len(plan.jobs),
                 local=plan.target.base_url is None,

@@ -8,9 +8,16 @@ Invariants, for every output folder `root`:
   path in place, so a crash leaves either the old state or the new file, never half of one.
 - Bytes in flight live in `images/<key>-<index>.part` (a `PartFile`). Every failure, cancellation included,
   removes it; only a crash can leave one behind, and `sweep_parts` removes those when the next run starts (under
-  the folder lock). A `.part` file is opened with O_NOFOLLOW: a planted link never redirects the write.
+  the folder lock). A `.part` file is opened with O_NOFOLLOW and read back through the same descriptor: a
+  planted link never redirects the write, and the bytes verified are the bytes written.
 - Names derive only from job keys (64 lower-case hex digits) and integer indexes, never from prompt text, and
   every path is resolved (symlinks followed) and refused unless it stays inside `root`.
+- No links (`leapbatch.folder.atomic`): `images` must be a real folder and nothing leapbatch opens, renames over or
+  deletes in it may be a symbolic link. `sweep_parts`, the check a run makes before it starts, refuses a folder
+  whose `images` is a link or not a folder, or holds any link at all, before it deletes anything; `discard_job`
+  also checks every name before it deletes one; the final name of an image is checked before the rename. Deleting
+  a link would be harmless (unlink removes the link, never its target), but leapbatch never made one, so a link
+  there was planted: it is refused and left for the user to look at, never silently removed.
 
 Nothing here touches the network: `leapbatch.api.download` streams a body into a `PartFile`, and
 `leapbatch.run.fetch` joins the two. Decoding and the fsyncs block, so `ImageStore.settle` is meant for a worker
@@ -22,13 +29,15 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from leapbatch import crashpoints
 from leapbatch.errors import DownloadError, DownloadFailure, UsageError
-from leapbatch.folder.atomic import fsync_dir
+from leapbatch.folder.atomic import fsync_dir, kind_error, link_error, lstat_or_none, make_dir, open_dir, open_file
 from leapbatch.folder.imagecheck import (
     CONTENT_TYPES,
     MAGIC_LENGTH,
@@ -138,8 +147,7 @@ class PartFile:
             raise RuntimeError("verify a .part file that was never written")
         try:
             self._fh.flush()
-            with self.path.open("rb") as fp:
-                size = decode(fp, fmt, expect)
+            size = decode(self._fh, fmt, expect)  # the same descriptor: never the name again
             os.fsync(self._fh.fileno())
         except ImageError as exc:
             failure = DownloadFailure.UNDECODABLE if isinstance(exc, UndecodableError) else DownloadFailure.WRONG_SIZE
@@ -155,11 +163,12 @@ class PartFile:
         self.path.unlink(missing_ok=True)
 
     def _open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # O_NOFOLLOW: a planted symlink at the .part name must not redirect the write. Mode 0o666 lets the umask
-        # decide, as for any file the user creates. O_TRUNC: a crash's leftover is overwritten.
-        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
-        self._fh = os.fdopen(os.open(self.path, flags, 0o666), "wb")
+        make_dir(self.path.parent)  # `images` itself: a link or a file there is refused
+        # open_file adds O_NOFOLLOW: a planted symlink at the .part name must not redirect the write. Mode 0o666 lets
+        # the umask decide, as for any file the user creates. O_TRUNC: a crash's leftover is overwritten. O_RDWR:
+        # `verify_and_sync` decodes what was written through this descriptor, not by opening the name again.
+        flags = os.O_RDWR | os.O_CREAT | os.O_TRUNC
+        self._fh = os.fdopen(open_file(self.path, flags, 0o666), "w+b")
 
     def _error(self, text: str, failure: DownloadFailure) -> DownloadError:
         return DownloadError(f"{self.where}: {text}", uri=self.uri, failure=failure)
@@ -187,7 +196,10 @@ class ImageStore:
         return PartFile(self.part_path(key, index), where=where, uri=uri)
 
     def settle(self, part: PartFile, key: str, index: int, expect: tuple[int, int]) -> StoredImage:
-        """Verify a complete `.part` file, fsync it, move it into place and fsync the folder (blocks: use a thread)."""
+        """Verify a complete `.part` file, fsync it, move it into place and fsync the folder (blocks: use a thread).
+
+        A link at the final name is refused (`image_path`); `os.replace` never follows one at either name.
+        """
         fmt = part.format()
         width, height = part.verify_and_sync(fmt, expect)
         final = self.image_path(key, index, fmt.ext)
@@ -206,15 +218,12 @@ class ImageStore:
         )
 
     def discard_job(self, key: str) -> list[Path]:
-        """Remove every image file of job `key` (a job that did not finish owns no file); return what was removed."""
-        _stem(key, 0)  # validates the key: nothing but 64 hex digits reaches the pattern below
-        removed = []
-        if self.images.is_dir():
-            for path in sorted(self.images.glob(f"{key}-*")):
-                if path.is_file() or path.is_symlink():
-                    path.unlink(missing_ok=True)
-                    removed.append(path)
-        return removed
+        """Remove every image file of job `key` (a job that did not finish owns no file); return what was removed.
+
+        Every name is checked before any is removed: a link among them is refused and nothing is deleted.
+        """
+        _stem(key, 0)  # validates the key: nothing but 64 hex digits reaches the prefix below
+        return _remove_files(self.images, lambda name: name.startswith(f"{key}-"))
 
     def relative(self, path: Path) -> str:
         """Return `path` relative to the output folder, as a posix string (the form the ledger records)."""
@@ -232,6 +241,10 @@ class ImageStore:
                 f"{path} resolves to {resolved}, outside the output folder {root}",
                 hint=f"make {self.images} a plain folder inside {root}, not a link to elsewhere",
             )
+        for own in (self.images, path):  # a link that stays inside the folder is refused all the same
+            found = lstat_or_none(own)
+            if found is not None and stat.S_ISLNK(found.st_mode):
+                raise link_error(own)
         return path
 
 
@@ -244,8 +257,11 @@ def _stem(key: str, index: int) -> str:
 
 
 def inspect_file(path: Path) -> ImageInfo:
-    """Hash and decode an image file on disk; raise `OSError` only if it cannot be read at all."""
-    with path.open("rb") as fp:
+    """Hash and decode an image file on disk; raise `OSError` only if it cannot be read at all.
+
+    The file is opened with O_NOFOLLOW: a link (or a FIFO) at its name is refused with a `UsageError`, never read.
+    """
+    with os.fdopen(open_file(path, os.O_RDONLY), "rb") as fp:
         digest = hashlib.file_digest(fp, "sha256").hexdigest()
         size = os.fstat(fp.fileno()).st_size
         fp.seek(0)
@@ -262,14 +278,38 @@ def inspect_file(path: Path) -> ImageInfo:
 
 
 def sweep_parts(root: Path) -> list[Path]:
-    """Remove the `.part` files a crash left in `root/images` and return them (call it holding the folder lock)."""
-    images = root / IMAGES_DIR
-    if not images.is_dir():
+    """Remove the `.part` files a crash left in `root/images` and return them (call it holding the folder lock).
+
+    This is the check a run makes of `images` before it starts: a link or a non-folder at `images`, or a link
+    anywhere in it, is refused with a `UsageError`, and then nothing at all is deleted.
+    """
+    return _remove_files(root / IMAGES_DIR, lambda name: name.endswith(PART_SUFFIX), refuse_any_link=True)
+
+
+def _remove_files(images: Path, wanted: Callable[[str], bool], *, refuse_any_link: bool = False) -> list[Path]:
+    """Remove the regular files of `images` whose names are `wanted`, after checking every name; return them.
+
+    The folder is opened once without following a link, and every entry is listed and removed through that
+    descriptor, so nothing outside it is reached even if `images` is swapped for a link meanwhile. A link among the
+    `wanted` names (or, with `refuse_any_link`, among all names), or a FIFO, socket or device among the `wanted`
+    names, is refused before anything is removed. Only regular files are removed: a folder named `x.part` is not
+    ours to delete, and is left alone.
+    """
+    try:
+        fd = open_dir(images)
+    except FileNotFoundError:
         return []
-    removed = []
-    for path in sorted(images.glob(f"*{PART_SUFFIX}")):
-        # Only regular files and links are removed: a folder named `x.part` is not ours to delete.
-        if path.is_symlink() or path.is_file():
-            path.unlink(missing_ok=True)
-            removed.append(path)
-    return removed
+    try:
+        with os.scandir(fd) as listing:
+            entries = sorted(listing, key=lambda entry: entry.name)
+        for entry in entries:
+            if refuse_any_link and entry.is_symlink():
+                raise link_error(images / entry.name)
+            if wanted(entry.name) and not (entry.is_file(follow_symlinks=False) or entry.is_dir(follow_symlinks=False)):
+                raise kind_error(images / entry.name, entry.stat(follow_symlinks=False).st_mode)  # a link, a FIFO
+        doomed = [entry.name for entry in entries if wanted(entry.name) and entry.is_file(follow_symlinks=False)]
+        for name in doomed:
+            os.unlink(name, dir_fd=fd)
+    finally:
+        os.close(fd)
+    return [images / name for name in doomed]

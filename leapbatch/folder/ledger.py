@@ -5,17 +5,28 @@ Invariants:
   kernel releases it on kill -9. A `Ledger` is opened only from a held lock (`open_folder`), and refuses to append
   once that lock is released. Readers (`read_ledger`, for `status` and `plan`) take no lock.
 - Every record is one `write()` of one line, then `fsync`: a record is either wholly in the file or torn at the end.
-- On open, the longest valid prefix is kept. If what follows it is a single line (a write torn by a crash, or
-  garbage appended), that tail is copied aside to `ledger.jsonl.torn-N` and cut off, so later appends start on a
-  clean line. If a bad record is followed by good ones, the file is corrupt: nothing is touched and
-  `LedgerCorruptError` is raised (exit 4).
+- On open, the longest valid prefix is kept. If what follows it is a single torn line (no newline at its end: a
+  write torn by a crash; or a last line that is not JSON: garbage appended), that tail is copied aside to
+  `ledger.jsonl.torn-N` and cut off, so later appends start on a clean line. A whole last line (newline-ended) that
+  is JSON but not a record this leapbatch can read (an unknown type, an unknown field, a newer format version) was
+  written whole, by a newer leapbatch or by hand, so it is never cut off. Such a line anywhere, or a bad record
+  followed by good ones, makes the file corrupt: nothing is touched and `LedgerCorruptError` is raised (exit 4).
+- A record is readable only if everything in it is: an intent's `request` must be a request this leapbatch can
+  send (`CreateInferenceDto`), so no later step meets a request it cannot rebuild.
+- No links (`leapbatch.folder.atomic`): the lock, the ledger and `ledger.jsonl.torn-N` are opened with O_NOFOLLOW
+  (and O_EXCL where created); the ledger is read, cut and appended through the one descriptor it was opened with.
+  A writer (`Ledger.open`) also refuses a folder whose `images` is a link or not a folder, or whose `results.json`
+  or `metadata.jsonl` is a link or not a regular file, before it reads, cuts or sets aside anything, so no command
+  pays for a job whose images or results it then cannot write.
 """
 
 from __future__ import annotations
 
 import fcntl
+import itertools
 import json
 import os
+import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,11 +38,22 @@ from pydantic import ValidationError
 
 from leapbatch.crashpoints import crashpoint
 from leapbatch.errors import LedgerCorruptError, OutputLockedError, UsageError
-from leapbatch.folder.records import FORMAT_VERSION, RECORD_ADAPTER, Record
+from leapbatch.folder.atomic import fsync_dir, kind_error, lstat_or_none, open_file, refuse_link
+from leapbatch.folder.images import IMAGES_DIR
+from leapbatch.folder.records import FORMAT_VERSION, RECORD_ADAPTER, IntentRecord, Record
+from leapbatch.folder.results import METADATA_NAME, RESULTS_NAME
 from leapbatch.folder.state import LedgerState, apply, fold
+from leapbatch.wire import CreateInferenceDto
 
 LEDGER_NAME = "ledger.jsonl"
 LOCK_NAME = ".leapbatch.lock"
+# The other names a writer may open, replace or delete in the folder: checked (no link, the right kind) first.
+DERIVED_NAMES = (IMAGES_DIR, RESULTS_NAME, METADATA_NAME)
+CORRUPT_HINT = "the ledger was left untouched; restore it from a backup, or move it away to start over"
+UNREADABLE_HINT = (
+    "the ledger was left untouched; if a newer leapbatch wrote this record, upgrade leapbatch; "
+    "otherwise restore the ledger from a backup, or move it away to start over"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,27 +65,48 @@ class Replay:
     tail: bytes
 
 
-def _parse_line(line: bytes, source: str, number: int) -> Record | str:
+@dataclass(frozen=True, slots=True)
+class _Unreadable:
+    """Why a line is not a record; `whole` when it is JSON (written whole on purpose, so never a torn write)."""
+
+    reason: str
+    whole: bool
+
+
+def _first_error(exc: ValidationError, prefix: str = "") -> str:
+    first = exc.errors()[0]
+    return prefix + (".".join(str(p) for p in first["loc"]) or "record") + f": {first['msg']}"
+
+
+def _parse_line(line: bytes, source: str, number: int) -> Record | _Unreadable:
     """Return the record on `line`, or why it is not one (a record from a newer leapbatch is never cut off)."""
     try:
         data = json.loads(line)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        return f"not JSON ({exc.msg if isinstance(exc, json.JSONDecodeError) else 'bad UTF-8'})"
+        return _Unreadable(f"not JSON ({exc.msg if isinstance(exc, json.JSONDecodeError) else 'bad UTF-8'})", False)
     if isinstance(data, dict) and isinstance(data.get("v"), int) and data["v"] > FORMAT_VERSION:
         raise LedgerCorruptError(
             f"{source}:{number}: record format version {data['v']} is newer than this leapbatch understands",
             hint="upgrade leapbatch to work on this folder",
         )
     try:
-        return RECORD_ADAPTER.validate_python(data)
+        record = RECORD_ADAPTER.validate_python(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "record"
-        return f"not a ledger record ({where}: {first['msg']})"
+        return _Unreadable(f"not a ledger record ({_first_error(exc)})", True)
+    if isinstance(record, IntentRecord):  # every later step rebuilds the request from it
+        try:
+            CreateInferenceDto.model_validate(record.request)
+        except ValidationError as exc:
+            return _Unreadable(f"not a ledger record ({_first_error(exc, 'request.')})", True)
+    return record
 
 
 def parse_ledger(data: bytes, source: str = LEDGER_NAME) -> Replay:
-    """Return the longest valid prefix of `data`, raising `LedgerCorruptError` if a bad record sits in the middle."""
+    """Return the longest valid prefix of `data` and the torn tail after it, or raise `LedgerCorruptError`.
+
+    The tail is what follows the last newline, or a last whole line that is not JSON. A bad record followed by
+    anything, or a whole last line that is JSON but not a readable record, is corruption.
+    """
     records: list[Record] = []
     offset = 0
     lines = data.split(b"\n")
@@ -73,26 +116,40 @@ def parse_ledger(data: bytes, source: str = LEDGER_NAME) -> Replay:
             offset += len(line) + 1
             continue
         parsed = _parse_line(line, source, number)
-        if isinstance(parsed, str):
+        if isinstance(parsed, _Unreadable):
             rest = b"\n".join(lines[number:]).strip()
-            if rest:  # good or bad records follow: this is not a torn tail
-                raise LedgerCorruptError(
-                    f"{source}:{number}: {parsed}",
-                    hint="the ledger was left untouched; restore it from a backup, or move it away to start over",
-                )
+            if rest or parsed.whole:  # records follow, or it was written whole: either way not a torn tail
+                hint = UNREADABLE_HINT if parsed.whole else CORRUPT_HINT
+                raise LedgerCorruptError(f"{source}:{number}: {parsed.reason}", hint=hint)
             return Replay(records, offset, data[offset:])
         records.append(parsed)
         offset += len(line) + 1
     return Replay(records, offset, data[offset:])
 
 
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    offset = 0
+    while chunk := os.pread(fd, 1 << 20, offset):
+        chunks.append(chunk)
+        offset += len(chunk)
+    return b"".join(chunks)
+
+
 def read_ledger(out_dir: Path) -> LedgerState:
-    """Return the state of the folder's ledger without locking or repairing it (empty if there is none)."""
+    """Return the state of the folder's ledger without locking or repairing it (empty if there is none).
+
+    The ledger is opened with O_NOFOLLOW: a link at its name is refused (`UsageError`), never read.
+    """
     path = out_dir / LEDGER_NAME
     try:
-        data = path.read_bytes()
+        fd = open_file(path, os.O_RDONLY)
     except FileNotFoundError:
         return LedgerState()
+    try:
+        data = _read_all(fd)
+    finally:
+        os.close(fd)
     return fold(parse_ledger(data, str(path)).records)
 
 
@@ -114,11 +171,12 @@ class FolderLock:
             self.out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise UsageError(f"cannot create the output folder {self.out_dir}: {exc.strerror}") from None
-        fd = os.open(self.out_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = open_file(self.out_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)  # a link there is refused
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
+            holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
+            holder = holder if holder.isdigit() else "unknown"  # shown on a terminal: a pid or nothing
             os.close(fd)
             raise OutputLockedError(
                 f"the output folder {self.out_dir} is in use by another leapbatch process (pid {holder})",
@@ -145,42 +203,77 @@ class FolderLock:
         self.release()
 
 
+def _create_aside(path: Path) -> tuple[Path, int]:
+    """Create the first free `<ledger>.torn-N` and return it open; a link at any taken name on the way is refused."""
+    for number in itertools.count(1):
+        aside = path.with_name(f"{path.name}.torn-{number}")
+        if refuse_link(aside):
+            continue  # an earlier set-aside
+        try:  # O_EXCL: a name taken meanwhile (even by a link) is never opened
+            return aside, open_file(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            continue
+    raise AssertionError("unreachable")
+
+
 def _set_aside(path: Path, tail: bytes) -> Path:
-    number = 1
-    while (aside := path.with_name(f"{path.name}.torn-{number}")).exists():
-        number += 1
-    aside.write_bytes(tail)
+    """Write `tail` to the first free `<ledger>.torn-N`, fsynced, and fsync the folder; return where it went."""
+    aside, fd = _create_aside(path)
+    try:
+        view = memoryview(tail)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    fsync_dir(path.parent)  # the tail is on disk before the ledger loses it
     return aside
+
+
+def _check_entries(out_dir: Path) -> None:
+    """Refuse a folder whose `images` is not a real folder, or whose derived files are not regular files (or absent)."""
+    for name in DERIVED_NAMES:
+        found = lstat_or_none(out_dir / name)
+        want_dir = name == IMAGES_DIR
+        if found is not None and not (stat.S_ISDIR(found.st_mode) if want_dir else stat.S_ISREG(found.st_mode)):
+            raise kind_error(out_dir / name, found.st_mode, want_dir=want_dir)
 
 
 class Ledger:
     """The writable ledger of a locked folder: replayed on open, then appended to one fsynced line at a time."""
 
-    def __init__(self, lock: FolderLock, path: Path, state: LedgerState, set_aside: Path | None) -> None:
+    def __init__(self, lock: FolderLock, path: Path, state: LedgerState, set_aside: Path | None, fd: int) -> None:
         self._lock = lock
         self.path = path
         self.state = state
         self.set_aside = set_aside  # where a torn tail was moved on open, if there was one
-        self._fd: int | None = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._fd: int | None = fd  # opened O_APPEND by `open`: every write lands at the end
 
     @classmethod
     def open(cls, lock: FolderLock) -> Ledger:
-        """Replay the locked folder's ledger, cut off (and keep aside) a torn tail, and open it for appending."""
+        """Replay the locked folder's ledger, cut off (and keep aside) a torn tail, and open it for appending.
+
+        The folder's entries are checked first (no link, the right kind); the ledger is read, cut and later appended
+        through the one descriptor opened here, so it is never looked up by name again.
+        """
         if not lock.held:
             raise RuntimeError(f"the ledger of {lock.out_dir} was opened without holding the folder lock")
         path = lock.out_dir / LEDGER_NAME
-        data = path.read_bytes() if path.exists() else b""
-        replay = parse_ledger(data, str(path))
-        aside = None
-        if replay.tail.strip():
-            aside = _set_aside(path, replay.tail)
-            crashpoint("ledger-recovery")
-        if replay.tail:
-            with path.open("r+b") as handle:
-                handle.truncate(replay.valid_bytes)
-                handle.flush()
-                os.fsync(handle.fileno())
-        return cls(lock, path, fold(replay.records), aside)
+        _check_entries(lock.out_dir)
+        fd = open_file(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            replay = parse_ledger(_read_all(fd), str(path))
+            aside = None
+            if replay.tail.strip():
+                aside = _set_aside(path, replay.tail)
+                crashpoint("ledger-recovery")
+            if replay.tail:
+                os.ftruncate(fd, replay.valid_bytes)
+                os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        return cls(lock, path, fold(replay.records), aside, fd)
 
     def append(self, record: Record) -> None:
         """Write `record` as one line, fsync it, and fold it into `state`."""

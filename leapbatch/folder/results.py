@@ -1,9 +1,12 @@
 """Results for people and tools, derived from the ledger: `results.json` and `metadata.jsonl`.
 
 Both are pure functions of the manifest's jobs and the ledger state, written atomically (temp file, fsync,
-rename) at the end of a run and on interrupt, so a reader never sees half a file. `metadata.jsonl` follows the
-Hugging Face `imagefolder` convention (`file_name` relative to the folder, then one column per field, the same
-columns on every row), so `datasets.load_dataset("imagefolder", data_dir=OUT)` loads the dataset.
+rename) at the end of a run and on interrupt, so a reader never sees half a file, and never through a link (a link
+at either name is refused: `leapbatch.folder.atomic`). Every request they rebuild was checked to be a
+`CreateInferenceDto` when the ledger was read (`leapbatch.folder.ledger`), so rebuilding one cannot fail here.
+`metadata.jsonl` follows the Hugging Face `imagefolder` convention (`file_name` relative to the folder, then one
+column per field, the same columns on every row), so `datasets.load_dataset("imagefolder", data_dir=OUT)` loads
+the dataset.
 """
 
 from __future__ import annotations

@@ -8,10 +8,12 @@ the ledger. The checks only read; `leapbatch.cli.ledger_cmds` does the repairs.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from leapbatch.folder.atomic import open_dir, open_file, refuse_link
 from leapbatch.folder.images import inspect_file
 from leapbatch.folder.records import ImageRecord
 from leapbatch.folder.results import METADATA_NAME, RESULTS_NAME, metadata_rows
@@ -55,13 +57,22 @@ def check_image(out_dir: Path, job: JobState, image: ImageRecord) -> Problem | N
     return None
 
 
+def _read_bytes(path: Path) -> bytes | None:
+    """Return the bytes of the regular file at `path` (None when absent); a link or FIFO is a `UsageError`."""
+    if not refuse_link(path):
+        return None
+    with os.fdopen(open_file(path, os.O_RDONLY), "rb") as handle:
+        return handle.read()
+
+
 def _check_metadata(out_dir: Path, state: LedgerState) -> list[Problem]:
     path = out_dir / METADATA_NAME
     expected = metadata_rows(state)
-    if not path.is_file():
+    data = _read_bytes(path)
+    if data is None:
         return [Problem("metadata", f"{METADATA_NAME} is missing", METADATA_NAME)] if expected else []
     try:
-        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
+        rows = [json.loads(line) for line in data.decode("utf-8").split("\n") if line.strip()]
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         return [Problem("metadata", f"{METADATA_NAME} is not JSON lines ({exc})", METADATA_NAME)]
     if rows != json.loads(json.dumps(expected)):
@@ -77,10 +88,11 @@ def _check_metadata(out_dir: Path, state: LedgerState) -> list[Problem]:
 
 def _check_results(out_dir: Path, state: LedgerState) -> list[Problem]:
     path = out_dir / RESULTS_NAME
-    if not path.is_file():
+    data = _read_bytes(path)
+    if data is None:
         return [Problem("results", f"{RESULTS_NAME} is missing", RESULTS_NAME)] if state.jobs else []
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        document = json.loads(data.decode("utf-8"))
         entries = {entry["key"]: entry for entry in document["jobs"]}
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
         return [Problem("results", f"{RESULTS_NAME} is unreadable ({exc.__class__.__name__})", RESULTS_NAME)]
@@ -112,9 +124,14 @@ def verify_folder(out_dir: Path, state: LedgerState) -> tuple[list[Problem], int
             if problem is not None:
                 problems.append(problem)
     images_dir = out_dir / "images"
-    if images_dir.is_dir():
-        for path in sorted(images_dir.iterdir()):
-            relative = path.relative_to(out_dir).as_posix()
+    if refuse_link(images_dir) and images_dir.is_dir():
+        descriptor = open_dir(images_dir)
+        try:
+            names = sorted(entry.name for entry in os.scandir(descriptor))
+        finally:
+            os.close(descriptor)
+        for name in names:
+            relative = f"images/{name}"
             if relative not in recorded:
                 problems.append(Problem("untracked", "not in the ledger", relative))
     problems += _check_metadata(out_dir, state)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import json
 import subprocess
 import sys
 import textwrap
@@ -9,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from leapbatch.cli import main
 from leapbatch.errors import LedgerCorruptError, OutputLockedError
 from leapbatch.folder.ledger import LEDGER_NAME, FolderLock, open_folder, parse_ledger, read_ledger
 from leapbatch.folder.records import (
@@ -181,3 +184,103 @@ def test_a_second_process_cannot_take_the_lock(tmp_path: Path) -> None:
         holder.stdout.close()
     with FolderLock(tmp_path):
         pass
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'{"v":1,"type":"teleported","t":7}',  # a type a newer leapbatch may write
+        b'{"v":1,"type":"run","t":7,"command":"run","tool_version":"9","base_url":"http://x","colour":"red"}',
+        b'{"v":1,"type":"submitted","t":7,"key":"' + KEY_B.encode() + b'"}',  # a field missing
+        b"[1, 2, 3]",
+    ],
+)
+def test_a_whole_last_line_that_is_json_but_no_record_is_refused_not_cut_off(tmp_path: Path, line: bytes) -> None:
+    """A newline-ended last line that is JSON was written whole: exit 4 naming it, the file as it was, nothing aside."""
+    data = write_ledger(tmp_path, sample_records())
+    (tmp_path / LEDGER_NAME).write_bytes(data + line + b"\n")
+
+    with pytest.raises(LedgerCorruptError) as caught, open_folder(tmp_path):
+        pass
+
+    assert f"{tmp_path / LEDGER_NAME}:7: not a ledger record (" in caught.value.message
+    assert "a newer leapbatch" in (caught.value.hint or "")
+    assert (4, data + line + b"\n", []) == (
+        caught.value.exit_code,
+        (tmp_path / LEDGER_NAME).read_bytes(),
+        list(tmp_path.glob("*.torn-*")),
+    )
+
+
+def test_a_last_json_line_without_its_newline_is_still_a_torn_tail(tmp_path: Path) -> None:
+    """The same unknown record, cut before its newline (a torn write), is set aside and cut off as before."""
+    data = write_ledger(tmp_path, sample_records())
+    tail = b'{"v":1,"type":"teleported","t":7}'
+    (tmp_path / LEDGER_NAME).write_bytes(data + tail)
+
+    with open_folder(tmp_path) as ledger:
+        assert ledger.set_aside is not None
+        assert (tail, data) == (ledger.set_aside.read_bytes(), (tmp_path / LEDGER_NAME).read_bytes())
+
+
+def intent_with_unknown_request_field() -> bytes:
+    """Return an intent line whose request carries a field no CreateInferenceDto has (a byte flip, a newer writer)."""
+    request = {"prompt": "a cat", "seed": 1, "width": 64, "height": 64, "sneed": 1}
+    record = {"v": 1, "t": 9.0, "type": "intent", "key": "c" * 64, "model": "m", "fingerprint": "d" * 64}
+    return json.dumps({**record, "request": request}, separators=(",", ":")).encode()
+
+
+@pytest.mark.parametrize("where", ["middle", "last"])
+def test_an_intent_whose_request_has_an_unknown_field_is_corruption(tmp_path: Path, where: str) -> None:
+    """Anywhere in the ledger, such an intent stops the writer and the reader with exit 4 naming the field."""
+    lines = write_ledger(tmp_path, sample_records()).split(b"\n")
+    lines.insert(2 if where == "middle" else len(lines) - 1, intent_with_unknown_request_field())
+    number = 3 if where == "middle" else len(lines) - 1
+    data = b"\n".join(lines)
+    (tmp_path / LEDGER_NAME).write_bytes(data)
+
+    with pytest.raises(LedgerCorruptError) as written, open_folder(tmp_path):
+        pass
+    with pytest.raises(LedgerCorruptError) as read:
+        read_ledger(tmp_path)
+
+    expected = f"{tmp_path / LEDGER_NAME}:{number}: not a ledger record (request.sneed: Extra inputs are not permitted)"
+    assert (expected, expected) == (written.value.message, read.value.message)
+    assert (data, []) == ((tmp_path / LEDGER_NAME).read_bytes(), list(tmp_path.glob("*.torn-*")))
+
+
+@pytest.mark.parametrize(
+    "command", [["run", "--local", "{manifest}", "--out", "{out}"], ["verify", "{out}"], ["status", "{out}"]]
+)
+def test_run_verify_and_status_exit_4_on_an_unknown_request_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    """Through the CLI: one error line naming the line and the field, exit 4, no traceback, the ledger untouched."""
+    out = tmp_path / "out"
+    data = write_ledger(out, sample_records()) + intent_with_unknown_request_field() + b"\n"
+    (out / LEDGER_NAME).write_bytes(data)
+    manifest = tmp_path / "one.yaml"
+    manifest.write_text(
+        "version: 1\nname: one\nmodel: 26a1a203-3a46-42cb-8cfa-f4de075907d8\nprompt: a fox\n"
+        "params: {steps: 20, width: 64, height: 64, seed: 7}\n"
+    )
+
+    code = main([part.format(manifest=manifest, out=out) for part in command])
+
+    lines = capsys.readouterr().err.splitlines()
+    assert 4 == code
+    assert (
+        f"error: {out / LEDGER_NAME}:7: not a ledger record (request.sneed: Extra inputs are not permitted)" == lines[0]
+    )
+    assert lines[1].startswith("hint: the ledger was left untouched")
+    assert data == (out / LEDGER_NAME).read_bytes()
+
+
+def test_a_lock_file_holding_no_pid_is_shown_as_unknown(tmp_path: Path) -> None:
+    """The lock's content is only shown when it is a pid: anything else (escape sequences) reads `pid unknown`."""
+    (tmp_path / ".leapbatch.lock").write_bytes(b"\x1b]0;pwned\x07\n")
+    with (tmp_path / ".leapbatch.lock").open("rb") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(OutputLockedError) as caught:
+            FolderLock(tmp_path).acquire()
+    assert caught.value.message.endswith("(pid unknown)")

@@ -62,7 +62,8 @@ async def test_resuming_with_a_wrong_key_is_one_line_with_a_hint(
 
 
 async def test_an_unusable_images_folder_during_a_run_is_one_line(cli: Cli, tmp_path: Path) -> None:
-    """`images` that is not a folder fails inside the download's nursery: exit 2, one line naming it, no traceback."""
+    """`images` that is not a folder is refused before any job is paid for: exit 2, one line naming it, a hint, no
+    traceback (nothing created on the server)."""
     out = tmp_path / "out"
     out.mkdir()
     (out / "images").write_text("not a folder")
@@ -70,6 +71,6 @@ async def test_an_unusable_images_folder_during_a_run_is_one_line(cli: Cli, tmp_
     done = await cli("run", "--local", one_job_manifest(tmp_path), "--out", out, env=cli.env())
 
     assert 2 == done.returncode, done.stderr.decode()
-    assert f"error: Not a directory: {out / 'images'}/".encode() in done.stderr
-    assert b"hint: check the path, its permissions and the free space" in done.stderr
+    assert f"error: {out / 'images'} is not a folder".encode() in done.stderr
+    assert b"hint: move it away: leapbatch keeps its own entry under that name" in done.stderr
     assert b"Traceback" not in done.stderr

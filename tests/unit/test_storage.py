@@ -386,11 +386,12 @@ def test_images_link_pointing_outside_is_refused(store: ImageStore, tmp_path: Pa
     assert f"{tmp_path / 'elsewhere'}/{KEY}-0.png" in caught.value.message
 
 
-def test_images_link_inside_the_root_is_allowed(store: ImageStore) -> None:
-    """An images/ symlink that stays inside the root is fine."""
+def test_images_link_inside_the_root_is_refused(store: ImageStore) -> None:
+    """An images/ symlink is refused even when it stays inside the root: nothing in a folder is used through a link."""
     (store.root / "real-images").mkdir(parents=True)
     store.images.symlink_to(store.root / "real-images")
-    assert store.images / f"{KEY}-0.png" == store.image_path(KEY, 0)
+    with pytest.raises(UsageError, match=r"images is a symbolic link"):
+        store.image_path(KEY, 0)
 
 
 def test_planted_part_link_is_refused(store: ImageStore, tmp_path: Path) -> None:
