@@ -14,7 +14,9 @@ import random
 import signal
 import sys
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -69,15 +71,21 @@ async def run_and_kill(cmd: list[str], env: dict[str, str], after: float) -> byt
     return b"".join(chunks)
 
 
-@pytest.mark.slow
-async def test_random_kills_under_chaos_keep_every_invariant(tmp_path: Path, start_emulator: StartEmulator) -> None:
-    """Kill -9 at random moments under chaos, resume each time; at the end every invariant holds."""
-    seed = int(os.environ.get("LEAPBATCH_CAMPAIGN_SEED", "20261124"))
+@dataclass(frozen=True)
+class Campaign:
+    """What a finished campaign left: its folder, the emulator's counters, and the run command and environment."""
+
+    out: Path
+    stats: dict[str, Any]
+    cmd: list[str]
+    env: dict[str, str]
+
+
+async def campaign(tmp_path: Path, handle: EmulatorHandle, *, seed: int, name: str) -> Campaign:
+    """Run the manifest KILLS times, each killed -9 at a random moment, then once to the end; assert every
+    invariant of docs/reliability.md and return what the campaign left."""
     rng = random.Random(seed)
-    handle = await start_emulator(
-        EmulatorConfig(speed=1000, seed=seed, faults=fault_plan("chaos", seed=seed, delay_seconds=1.5))
-    )
-    manifest = tmp_path / "chaos.yaml"
+    manifest = tmp_path / f"{name}.yaml"
     manifest.write_text(MANIFEST.format(jobs=JOBS))
     out = tmp_path / "out"
     cmd, env = command(manifest, out), Cli.env(handle, key=CANARY)
@@ -88,10 +96,21 @@ async def test_random_kills_under_chaos_keep_every_invariant(tmp_path: Path, sta
     stats = handle.stats()
     found = violations(out, jobs=JOBS, stats=stats, outputs=outputs, canary=CANARY, sandbox=tmp_path)
     print(
-        f"campaign: {JOBS} jobs, {KILLS} kills, seed {seed}, {stats['jobs']['created']} created, "
+        f"{name} campaign: {JOBS} jobs, {KILLS} kills, seed {seed}, {stats['jobs']['created']} created, "
         f"{stats.get('ambiguous_creates', 0)} ambiguous creates, faults {stats.get('faults')}"
     )
     assert [] == found, f"seed {seed}: " + "; ".join(found)
+    return Campaign(out, stats, cmd, env)
+
+
+@pytest.mark.slow
+async def test_random_kills_under_chaos_keep_every_invariant(tmp_path: Path, start_emulator: StartEmulator) -> None:
+    """Kill -9 at random moments under chaos, resume each time; at the end every invariant holds."""
+    seed = int(os.environ.get("LEAPBATCH_CAMPAIGN_SEED", "20261124"))
+    handle = await start_emulator(
+        EmulatorConfig(speed=1000, seed=seed, faults=fault_plan("chaos", seed=seed, delay_seconds=1.5))
+    )
+    await campaign(tmp_path, handle, seed=seed, name="chaos")
 
 
 # The hostile servers leapbatch must not pay twice for: creates committed after the client gave up, listings that
@@ -107,25 +126,12 @@ async def test_random_kills_against_a_slow_lagging_skewed_server_pay_once(
     at the end every invariant holds, no job was paid for twice (ambiguous creates adopted, not re-paid), and
     `delete --yes --include-failed` leaves nothing on the server."""
     seed = int(os.environ.get("LEAPBATCH_CAMPAIGN_SEED", "20261203"))
-    rng = random.Random(seed)
     plan = fault_plan("chaos", HOSTILE_RATES, seed=seed, delay_seconds=1.5, list_lag_seconds=3.0)
     handle = await start_emulator(EmulatorConfig(speed=1000, seed=seed, faults=plan, clock_offset=-300.0))
-    manifest = tmp_path / "hostile.yaml"
-    manifest.write_text(MANIFEST.format(jobs=JOBS))
-    out = tmp_path / "out"
-    cmd, env = command(manifest, out), Cli.env(handle, key=CANARY)
-    outputs = [await run_and_kill(cmd, env, rng.uniform(0.3, 2.5)) for _ in range(KILLS)]
-    final = await trio.run_process(cmd, env=env, capture_stdout=True, capture_stderr=True, check=False)
-    outputs += [final.stdout, final.stderr]
-    assert final.returncode in (0, 1), final.stderr.decode()
-    stats = handle.stats()
-    found = violations(out, jobs=JOBS, stats=stats, outputs=outputs, canary=CANARY, sandbox=tmp_path)
-    print(
-        f"hostile campaign: {JOBS} jobs, {KILLS} kills, seed {seed}, {stats['jobs']['created']} created, "
-        f"{stats.get('ambiguous_creates', 0)} ambiguous creates, faults {stats.get('faults')}"
-    )
-    assert [] == found, f"seed {seed}: " + "; ".join(found)
-    assert stats["jobs"]["created"] <= JOBS, f"seed {seed}: paid twice: {stats['jobs']['created']} for {JOBS} jobs"
-    delete = [sys.executable, "-m", "leapbatch", "delete", str(out), "--yes", "--include-failed"]
-    deleted = await trio.run_process(delete, env=env, capture_stdout=True, capture_stderr=True, check=False)
+
+    done = await campaign(tmp_path, handle, seed=seed, name="hostile")
+
+    assert done.stats["jobs"]["created"] <= JOBS, f"seed {seed}: paid twice: {done.stats['jobs']['created']} created"
+    delete = [sys.executable, "-m", "leapbatch", "delete", str(done.out), "--yes", "--include-failed"]
+    deleted = await trio.run_process(delete, env=done.env, capture_stdout=True, capture_stderr=True, check=False)
     assert 0 == handle.stats()["jobs"]["live"], deleted.stderr.decode()
