@@ -150,6 +150,10 @@ class InferenceEntity(_WireModel):
     model_id: str | None = None
     upscaling_option: str | None = None
 
+    def created_before(self, moment: float) -> bool:
+        """Return whether the server stamped this job before POSIX time `moment` (an unstamped job never is)."""
+        return self.created_at is not None and self.created_at.timestamp() < moment
+
     @field_validator("id")
     @classmethod
     def _id_is_a_path_segment(cls, value: str) -> str:

@@ -7,8 +7,9 @@ of 2 minutes misses the job and pays for it again. So the offset is measured, no
 How. Every API answer's `Date` header says the server's time to the second, taken between our send and our
 receipt of that answer; a create's `createdAt` says it more precisely. Each observation bounds the offset
 (server - local) to an interval; the estimate is the median of the last `WINDOW` midpoints, and its uncertainty
-the largest half-width among them plus `SLACK` (a server's clock and its database's need not agree to the
-millisecond). With no observation yet, the offset is unknown and `FALLBACK` seconds either way are allowed.
+the largest half-width among them, plus how far the midpoints stray from that median (a front end whose `Date`
+disagrees with the database that stamps `createdAt` widens the allowance to cover both, rather than choosing
+one), plus `SLACK`. With no observation yet, the offset is unknown and `FALLBACK` seconds either way are allowed.
 """
 
 from __future__ import annotations
@@ -77,8 +78,9 @@ class ServerClock:
         if not self._samples:
             return Offset(0.0, FALLBACK)
         middle = statistics.median(mid for mid, _ in self._samples)
-        spread = max(half for _, half in self._samples)
-        return Offset(middle, spread + SLACK)
+        width = max(half for _, half in self._samples)
+        stray = max(abs(mid - middle) for mid, _ in self._samples)
+        return Offset(middle, width + stray + SLACK)
 
     def earliest_server_time(self, local: float) -> float:
         """Return the earliest server time that our local moment `local` may correspond to."""

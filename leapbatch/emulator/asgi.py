@@ -36,7 +36,7 @@ import contextvars
 import json
 import math
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.utils import format_datetime
 from http import HTTPStatus
 from typing import Any, Protocol
@@ -272,14 +272,7 @@ class _App:
         second = int(now.timestamp())
         if second != self._date_second:
             self._date_second, self._date_value = second, format_datetime(now, usegmt=True)
-        return Reply(
-            reply.status,
-            reply.body,
-            reply.content_type,
-            (*reply.headers, ("date", self._date_value)),
-            reply.length,
-            reply.trickle,
-        )
+        return replace(reply, headers=(*reply.headers, ("date", self._date_value)))
 
     async def _respond(self, request: Request) -> Reply:
         if request.route in ROUTES:

@@ -190,9 +190,7 @@ class Poller:
                         if listed.state.is_terminal:
                             waiter.resolve(listed)
                         return
-                    if waiter.created is not None and all(
-                        e.created_at is not None and e.created_at.timestamp() < waiter.created for e in batch
-                    ):
+                    if waiter.created is not None and all(e.created_before(waiter.created) for e in batch):
                         break
         except ApiUnavailableError:
             raise
@@ -222,11 +220,7 @@ class Poller:
                     if all(w.done.is_set() for w in self._waiters.values()):
                         return
                     # Listing order is undocumented: stop only at a page whose jobs all predate every waiter.
-                    if (
-                        oldest is not None
-                        and not unknown_age
-                        and all(e.created_at is not None and e.created_at.timestamp() < oldest for e in batch)
-                    ):
+                    if oldest is not None and not unknown_age and all(e.created_before(oldest) for e in batch):
                         return
         except ApiUnavailableError:
             raise

@@ -178,11 +178,6 @@ class Submitter:
                 return look
             await trio.sleep(min(next(pauses, SETTLE_LOOKS[-1]), left))
 
-    async def reconcile(self, job: Job, *, since: float) -> Submitted | None:
-        """Look once for the job a create at `since` may have made; adopt it (record `submitted`) if found."""
-        look = await self.look(job, since=since)
-        return None if look.found is None else self._record(job, look.found, adopted=True)
-
     async def look(self, job: Job, *, since: float) -> Look:
         """List the model's jobs stamped after `since` (on the server's clock) and find the oldest unowned match."""
         claimed = self._ledger.state.claimed_ids()
@@ -200,7 +195,7 @@ class Submitter:
                         if _created(e) >= cutoff and e.id not in claimed and entity_fingerprint(e) == job.fingerprint
                     ]
                     # Listing order is undocumented: stop only at a page whose jobs all predate the intent.
-                    if all(_created(e) < cutoff for e in batch):
+                    if all(e.created_before(cutoff) for e in batch):
                         break
         except errors.ApiUnavailableError:
             raise

@@ -13,6 +13,7 @@ import trio.testing
 from pydantic import SecretStr
 
 from leapbatch.api.client import LeapClient, api_http
+from leapbatch.api.clock import ServerClock
 from leapbatch.emulator import API_ORIGIN, Emulator, EmulatorConfig
 from leapbatch.events import discard
 from leapbatch.folder.ledger import open_folder
@@ -63,8 +64,8 @@ async def reconcile_after(
             for record in ledger_before:
                 ledger.append(record(made.id) if callable(record) else record)
             ledger.append(intent(job, intent_t))
-            found = await Submitter(client, ledger, events=discard).reconcile(job, since=intent_t)
-    return made.id, None if found is None else found.inference_id
+            found = (await Submitter(client, ledger, events=discard).look(job, since=intent_t)).found
+    return made.id, None if found is None else found.id
 
 
 async def test_reconcile_adopts_the_job_a_lost_create_made(tmp_path: Path) -> None:
@@ -135,6 +136,7 @@ class ListingFake:
         self.served, self.jobs = pages, jobs
         self.listed: list[int] = []
         self.found: list[str] = []
+        self.clock = ServerClock()
 
     pages = LeapClient.pages  # the real, bounded paging over this fake's find_all
 
@@ -197,3 +199,31 @@ async def test_in_sweep_mode_an_overdue_waiter_gets_find_one(autojump_clock: tri
 
     states = [InferenceState.FINISHED, InferenceState.FAILED, InferenceState.FAILED]
     assert (states, ["b", "c"]) == ([r.state if r else None for r in results], sorted(set(fake.found)))
+
+
+async def test_a_sweep_stops_at_a_page_that_predates_every_waiter(autojump_clock: trio.testing.MockClock) -> None:
+    """A waiter never listed (its job failed) does not make the sweep read on: it stops after the first page whose
+    jobs all predate the oldest waiter (page 3 here), never reading the older pages behind it."""
+    jobs = {"a": entity("a", InferenceState.FINISHED), "b": entity("b", InferenceState.FAILED)}
+    older = [[entity(f"old{p}", InferenceState.FINISHED, -10 * (p + 1))] for p in range(3)]
+    fake = ListingFake([[entity("new", InferenceState.FINISHED, 10)], [jobs["a"]], *older], jobs)
+
+    await wait_all(fake, ["a", "b"], expected=1.0)
+
+    assert 4 not in fake.listed
+    assert [1, 2, 3] == fake.listed[:3]
+
+
+async def test_a_look_stops_at_a_page_that_predates_the_intent(tmp_path: Path) -> None:
+    """Looking for a lost create reads pages only until one whose jobs all predate the intent (on the server's
+    clock): page 2 here, never the older pages behind it."""
+    job = Job.build(MODEL, REQUEST)
+    stamp = CREATED.timestamp()
+    pages = [[entity("new", InferenceState.FINISHED, 10)], [entity("old", InferenceState.FINISHED, -10)]]
+    fake = ListingFake([*pages, [entity("older", InferenceState.FINISHED, -20)]], {})
+    fake.clock = ServerClock()
+    fake.clock.observe(stamp, stamp, stamp, stamp)  # the server's clock is ours
+    with open_folder(tmp_path) as ledger:
+        look = await Submitter(cast(LeapClient, fake), ledger, events=discard).look(job, since=stamp)
+
+    assert (None, True, [1, 2]) == (look.found, look.complete, fake.listed)

@@ -53,3 +53,14 @@ def test_an_unreadable_date_header_teaches_nothing(header: str | None) -> None:
     clock.observe_date(header, 1000.0, 1000.1)
     assert date_header_time(header) is None
     assert FALLBACK == clock.offset().uncertainty
+
+
+def test_a_date_header_and_a_created_at_that_disagree_widen_the_allowance_to_cover_both() -> None:
+    """A front end whose Date says the server is on our time while its database stamps createdAt 300 s behind: the
+    earliest server time allowed covers the database's stamps too (it used to follow the median alone)."""
+    clock = ServerClock()
+    for _ in range(3):
+        clock.observe_date(format_datetime(datetime.fromtimestamp(1000.0, UTC), usegmt=True), 1000.0, 1000.1)
+    for _ in range(2):
+        clock.observe_created(datetime.fromtimestamp(1000.05 - 300.0, UTC), 1000.0, 1000.1)
+    assert clock.earliest_server_time(1000.0) <= 1000.0 - 300.0
