@@ -29,10 +29,14 @@ LeapbatchError                      exit_code  raised when
 
 Messages never contain the API key: the client only ever puts method, path, status and the server's messages in
 them, and the key lives in a header.
+
+Beside the tree, like `KeyboardInterrupt` (Ctrl-C, exit 130): `Terminated` (a `BaseException`, exit 128 + the signal
+number), raised when SIGTERM or SIGHUP asks a command to stop (`leapbatch.cli.signals`).
 """
 
 from __future__ import annotations
 
+import signal
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -42,7 +46,8 @@ EXIT_USAGE = 2
 EXIT_LOCKED = 3
 EXIT_LEDGER_CORRUPT = 4
 EXIT_API_UNAVAILABLE = 5
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a process Ctrl-C ended
+EXIT_SIGNAL_BASE = 128  # `Terminated` exits 128 + its signal number: 143 for SIGTERM, 129 for SIGHUP
 
 
 class LeapbatchError(Exception):
@@ -54,6 +59,31 @@ class LeapbatchError(Exception):
         super().__init__(message)
         self.message = message
         self.hint = hint
+
+
+class Terminated(BaseException):
+    """Raised when a signal (SIGTERM, SIGHUP) asks the command to stop; exits 128 + `signum`, like Ctrl-C exits 130.
+
+    A `BaseException`, as `KeyboardInterrupt` is, so no `except Exception` on its way up can take it for a failure
+    of one job and carry on: it unwinds everything to the CLI's boundary.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def name(self) -> str:
+        """Return the signal's name, e.g. `SIGTERM`."""
+        try:
+            return signal.Signals(self.signum).name
+        except ValueError:
+            return f"signal {self.signum}"
+
+    @property
+    def exit_code(self) -> int:
+        """Return the exit code a shell reports for a process the signal ended: 128 + its number."""
+        return EXIT_SIGNAL_BASE + self.signum
 
 
 class UsageError(LeapbatchError):
@@ -268,3 +298,12 @@ def status_error_class(status: int) -> type[HTTPStatusError]:
     if 400 <= status < 500:
         return HTTPStatusError
     return ServerError
+
+
+def plural(count: int, noun: str, many: str | None = None, *, grouped: bool = False) -> str:
+    """Return a count with its noun, singular only for 1: `1 job`, `0 jobs`, `2 entries` (`many="entries"`).
+
+    Every message that counts something says it this way (`grouped` writes thousands as `12,345`).
+    """
+    number = f"{count:,}" if grouped else str(count)
+    return f"{number} {noun if count == 1 else many or noun + 's'}"

@@ -80,7 +80,25 @@ class Notice:
     message: str
 
 
-Event = RunPlanned | JobSubmitted | JobFinished | JobFailed | JobUnsettled | JobDeleted | RequestRetried | Notice
+@dataclass(frozen=True, slots=True)
+class JobsOverdue:
+    """`count` submitted jobs have waited more than twice their expected time (stuck, or a slow server); sent when
+    the count changes, back to 0 too."""
+
+    count: int
+
+
+Event = (
+    RunPlanned
+    | JobSubmitted
+    | JobFinished
+    | JobFailed
+    | JobUnsettled
+    | JobDeleted
+    | RequestRetried
+    | Notice
+    | JobsOverdue
+)
 EventSink = Callable[[Event], None]
 
 

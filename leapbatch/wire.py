@@ -4,20 +4,27 @@ Python names are snake_case; on the wire they are camelCase (`model_dump(by_alia
 Requests are built strictly by leapbatch; responses are parsed leniently, as Leap's real responses demand
 (`docs/leap-api-facts.md`): unknown keys are ignored, `state` falls back to `status`, timestamps come
 in three styles, and numbers may arrive as ints or floats (integral floats are read as ints).
+
+A base URL is an API's origin, `http(s)://host[:port]` (the client appends `API_PREFIX` itself): `origin`
+normalises one, `base_url_problem` says what keeps a text from being one and which value it most likely meant.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
+from urllib.parse import SplitResult, urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 DEFAULT_BASE_URL = "https://api.tryleap.ai"
 API_PREFIX = "/api/v1/images/models"
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 # What Leap fills in for a field the request leaves out (the spec's defaults, camelCase as on the wire).
 DEFAULT_STEPS = 50
@@ -188,3 +195,97 @@ class ErrorBody(_WireModel):
         else:
             raw = [self.message]
         return [item if isinstance(item, str) else json.dumps(item, sort_keys=True) for item in raw]
+
+
+def origin(base_url: str) -> str | None:
+    """Return the normalised origin (`scheme://host[:port]`) of an http(s) URL, or None if it is not one.
+
+    The scheme and host in lower case, the scheme's default port dropped; path, query and user info ignored.
+    """
+    try:
+        parts = urlsplit(base_url.strip())
+        port = parts.port
+    except ValueError:  # an unparsable netloc or a port that is not a number in range
+        return None
+    scheme = parts.scheme.lower()
+    host = parts.hostname  # lower case, without brackets or user info
+    if scheme not in DEFAULT_PORTS or not host:
+        return None
+    shown = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{shown}" if port in (None, DEFAULT_PORTS[scheme]) else f"{scheme}://{shown}:{port}"
+
+
+@dataclass(frozen=True, slots=True)
+class BaseUrlProblem:
+    """What keeps a text from being a base URL, and the value it most likely meant (None: no good guess)."""
+
+    message: str  # reads after the variable's name: "has a path (/api/v1): ..."
+    corrected: str | None = None
+
+
+def base_url_problem(text: str) -> BaseUrlProblem | None:
+    """Return what keeps `text` from being a base URL, `http(s)://host[:port]` (a lone trailing `/` is fine).
+
+    None when it is one. A path, query, fragment or user info is corrected to the origin without them; a text with
+    no scheme gets one: `http://` for a loopback host (localhost, 127.0.0.1, ::1), `https://` for any other. A
+    port out of range or not a number, no host, another scheme or a space or control character has no guess.
+    The message never repeats user info or a query (either may hold a secret).
+    """
+    value = text.strip()
+    bad = next((index for index, char in enumerate(value) if char.isspace() or not char.isprintable()), None)
+    if bad is not None:
+        return BaseUrlProblem(f"has a space or control character (at position {bad + 1})")
+    if "://" not in value:
+        return _without_scheme(value)
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return BaseUrlProblem("has an unclosed [ in its host")
+    try:
+        port = parts.port
+    except ValueError:  # not a number, or out of range
+        port = 0
+    if port == 0:
+        return BaseUrlProblem("has a port that is not a number from 1 to 65535")
+    if parts.scheme.lower() not in DEFAULT_PORTS:
+        return BaseUrlProblem("must start with https:// or http://" + (f", not {parts.scheme}://" * bool(parts.scheme)))
+    corrected = origin(value)
+    if not parts.hostname or corrected is None:
+        return BaseUrlProblem("has no host: it must be scheme://host[:port]")
+    return _beyond_origin(parts, value, corrected)
+
+
+def _beyond_origin(parts: SplitResult, value: str, corrected: str) -> BaseUrlProblem | None:
+    """Return the problem of an http(s) URL with a host that holds more than its origin, or None."""
+    only = "it must be only scheme://host[:port]"
+    if "@" in parts.netloc:
+        return BaseUrlProblem(f"has user info (before an @): {only}; the key goes in LEAP_API_KEY", corrected)
+    if parts.path not in ("", "/"):
+        return BaseUrlProblem(f"has a path ({parts.path}): {only}, leapbatch adds {API_PREFIX}/... itself", corrected)
+    if "?" in value or "#" in value:
+        return BaseUrlProblem(f"has a query or fragment (after a ? or #): {only}", corrected)
+    return None
+
+
+def _without_scheme(value: str) -> BaseUrlProblem:
+    """Return the problem of a text with no `scheme://`, guessing http:// for a loopback host, else https://."""
+    try:
+        host = urlsplit(f"//{value}").hostname or ""
+    except ValueError:
+        host = ""
+    guess = f"{'http' if _loopback(host) else 'https'}://{value}"
+    deeper = base_url_problem(guess)
+    if deeper is not None and deeper.corrected is None:
+        return deeper  # a bad port or no host: what is wrong besides the scheme, since no guess would work
+    message = "has no scheme: it must start with https:// (or http:// for a server on this machine)"
+    return BaseUrlProblem(message, guess if deeper is None else deeper.corrected)
+
+
+def _loopback(host: str) -> bool:
+    """Return whether `host` names this machine: localhost or a loopback address (127.0.0.1, ::1)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

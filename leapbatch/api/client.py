@@ -43,7 +43,14 @@ from leapbatch.api.backoff import parse_retry_after
 from leapbatch.api.clock import ServerClock
 from leapbatch.api.transport import HTTPX_FAILURES, Translated, TransportFailure, translate
 from leapbatch.crashpoints import crashpoint
-from leapbatch.wire import API_PREFIX, DEFAULT_BASE_URL, CreateInferenceDto, ErrorBody, InferenceEntity
+from leapbatch.wire import (
+    API_PREFIX,
+    DEFAULT_BASE_URL,
+    CreateInferenceDto,
+    ErrorBody,
+    InferenceEntity,
+    base_url_problem,
+)
 
 DEFAULT_PAGE_SIZE = 50
 MAX_LISTING_PAGES = 1000  # a listing longer than this is not read to its end
@@ -88,7 +95,11 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Read the settings from the environment (the key is never taken from argv or files)."""
+        """Read the settings from the environment (the key is never taken from argv or files).
+
+        Both are checked here, before any request: a key that cannot be sent in a header, or a LEAP_BASE_URL that
+        is not `http(s)://host[:port]` (`leapbatch.wire.base_url_problem`), is a `UsageError` (exit 2).
+        """
         env = os.environ if environ is None else environ
         key = env.get("LEAP_API_KEY", "").strip()
         base_url = env.get("LEAP_BASE_URL", "").strip()
@@ -97,6 +108,14 @@ class Settings:
             raise errors.UsageError(
                 f"LEAP_API_KEY has a character that cannot be sent in an HTTP header (at position {bad + 1})",
                 hint="copy the key again from Leap's dashboard; it is printable ASCII with no spaces",
+            )
+        problem = base_url_problem(base_url) if base_url else None
+        if problem is not None:
+            raise errors.UsageError(
+                f"LEAP_BASE_URL {problem.message}",
+                hint=f"export LEAP_BASE_URL={problem.corrected}"
+                if problem.corrected
+                else f"set it to the API's origin, e.g. LEAP_BASE_URL={DEFAULT_BASE_URL}, or unset it for that default",
             )
         return cls(
             base_url=base_url or DEFAULT_BASE_URL,

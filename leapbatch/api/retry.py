@@ -136,6 +136,7 @@ class SafeRetry:
     on_throttle: Hook = _ignore
     on_success: Hook = _ignore
     on_retry: OnRetry = _ignore_retry
+    origin: str = ""  # the API's scheme://host[:port], so the message that ends a batch names the host
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
@@ -156,7 +157,7 @@ class SafeRetry:
             except errors.ApiError as exc:
                 if isinstance(exc, errors.RateLimitedError):
                     self.on_throttle()
-                dead = self.budget.failed(trio.current_time(), path, exc)
+                dead = self.budget.failed(trio.current_time(), self.origin + path, exc)
                 if dead is not None:
                     raise dead from exc
                 if number >= self.max_attempts or not should_retry(method, exc):

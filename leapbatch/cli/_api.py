@@ -85,5 +85,11 @@ def retrying_client(
     def succeeded() -> None:
         on_success()
 
-    retry = SafeRetry(on_throttle=throttled, on_success=succeeded, on_retry=retried, max_retry_after=max_retry_after)
+    retry = SafeRetry(
+        on_throttle=throttled,
+        on_success=succeeded,
+        on_retry=retried,
+        max_retry_after=max_retry_after,
+        origin=str(http.base_url).rstrip("/"),
+    )
     return LeapClient(http, gate=RequestGate(rps, burst), retry=retry)

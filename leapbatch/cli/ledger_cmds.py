@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
-import trio
 from pydantic import SecretStr
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from leapbatch import __version__
 from leapbatch.api.backoff import MAX_RETRY_AFTER
 from leapbatch.api.client import api_http, download_http
+from leapbatch.cli import signals
 from leapbatch.cli._api import retrying_client, settings_for_folder
-from leapbatch.cli._common import SubParsers, print_json, say, show
-from leapbatch.errors import EXIT_OK, EXIT_SOME_FAILED, UsageError
+from leapbatch.cli._common import SubParsers, number, print_json, say, show
+from leapbatch.cli._dataset import last_run_manifest
+from leapbatch.errors import EXIT_OK, EXIT_SOME_FAILED, OutputLockedError, UsageError, plural
 from leapbatch.events import discard
-from leapbatch.folder.ledger import LEDGER_NAME, Ledger, now, open_folder, read_ledger
+from leapbatch.folder.ledger import LEDGER_NAME, FolderLock, Ledger, now, open_folder, read_ledger
 from leapbatch.folder.records import RunRecord
 from leapbatch.folder.status import folder_usage, status_lines, status_report
 from leapbatch.folder.verify import Problem, verify_folder, verify_report
@@ -52,7 +56,8 @@ def register(sub: SubParsers) -> None:
         f"again does nothing. Needs LEAP_API_KEY; sends it only to LEAP_BASE_URL, else {DEFAULT_BASE_URL}, and "
         "refuses (exit 2) a folder whose jobs were made on another server.",
         epilog="exit codes: 0 done, 1 some jobs refused or not deleted, 2 usage, 3 folder locked by a run, "
-        "5 API unavailable",
+        "5 API unavailable, 130 interrupted (Ctrl-C), 143 SIGTERM, 129 SIGHUP (every outcome so far is recorded: "
+        "run it again to go on)",
     )
     delete.add_argument("out", metavar="OUT", help="the output folder of a run")
     delete.add_argument("--dry-run", action="store_true", help="show what would be deleted; send nothing")
@@ -73,7 +78,7 @@ def register(sub: SubParsers) -> None:
         f"job still exists, from LEAP_BASE_URL, else {DEFAULT_BASE_URL}; a folder made on another server is "
         "refused) and rewrites metadata.jsonl and results.json.",
         epilog="exit codes: 0 clean, 1 problems found (each listed), 2 usage (--repair: a folder of another "
-        "server), 3 folder locked (--repair), 5 API unavailable",
+        "server), 3 locked (a run works on it), 5 API unavailable, 130 interrupted (Ctrl-C), 143 SIGTERM, 129 SIGHUP",
     )
     verify.add_argument("out", metavar="OUT", help="the output folder of a run")
     verify.add_argument("--json", action="store_true", help="print one JSON object (shape: docs/cli.md)")
@@ -85,7 +90,7 @@ def register(sub: SubParsers) -> None:
 def _retry_after_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-retry-after",
-        type=float,
+        type=number("a number of seconds", infinite=True),
         default=MAX_RETRY_AFTER,
         metavar="S",
         help=f"longest wait a server's Retry-After is honoured for (default {MAX_RETRY_AFTER:g} s)",
@@ -106,7 +111,7 @@ def handle_status(args: argparse.Namespace) -> int:
     """Print the status of a folder."""
     out = _folder(args.out)
     state = read_ledger(out)
-    report = status_report(out, state, folder_usage(out), tally(state))
+    report = status_report(out, state, folder_usage(out), tally(state), last_run_manifest(state).dataset)
     if args.json:
         print_json(report)
     else:
@@ -123,13 +128,15 @@ def _describe_plan(plan: DeletePlan) -> None:
     if plan.refused:
         say("hint: `leapbatch verify OUT --repair` restores images; --force deletes anyway (the images are lost)")
     if plan.skipped_failed:
-        say(f"kept: {plan.skipped_failed} failed jobs (--include-failed deletes them too)")
+        say(f"kept: {plural(plan.skipped_failed, 'failed job')} (--include-failed deletes them too)")
 
 
 def _confirm(count: int, out: Path) -> bool:
     if not sys.stdin.isatty():
-        raise UsageError(f"refusing to delete {count} remote jobs without confirmation", hint="pass --yes to confirm")
-    answer = input(f"Delete {count} jobs of {out} from the server? This cannot be undone. [y/N] ")
+        raise UsageError(
+            f"refusing to delete {plural(count, 'remote job')} without confirmation", hint="pass --yes to confirm"
+        )
+    answer = input(f"Delete {plural(count, 'job')} of {out} from the server? This cannot be undone. [y/N] ")
     return answer.strip().lower() in ("y", "yes")
 
 
@@ -145,14 +152,14 @@ def handle_delete(args: argparse.Namespace) -> int:
         if args.dry_run:
             for target in plan.targets:
                 show(f"would delete: {target.inference_id} (job {target.key}, {target.why})")
-            say(f"dry run: {len(plan.targets)} jobs would be deleted")
+            say(f"dry run: {plural(len(plan.targets), 'job')} would be deleted")
             return EXIT_OK
         base_url, key = settings_for_folder(out, ledger.state, action="delete")  # before asking: it may refuse
         if not args.yes and not _confirm(len(plan.targets), out):
             say("nothing deleted")
             return EXIT_OK
         ledger.append(RunRecord(t=now(), command="delete", tool_version=__version__, base_url=base_url))
-        outcome = trio.run(_delete_all, ledger, plan, base_url, key, args.max_retry_after)
+        outcome = signals.run(_delete_all, ledger, plan, base_url, key, args.max_retry_after)
     say(f"deleted {outcome.deleted}, already gone {outcome.already_gone}, failed {len(outcome.errors)}")
     for key_, message in outcome.errors[:20]:
         say(f"error: job {key_}: {message}")
@@ -179,23 +186,53 @@ def handle_verify(args: argparse.Namespace) -> int:
     restored = 0
     if args.repair:
         with open_folder(out) as ledger:
-            problems, _ = verify_folder(out, ledger.state)
+            dataset = last_run_manifest(ledger.state)
+            problems, _ = verify_folder(out, ledger.state, dataset.dataset.keys)
             wanted = fetchable(ledger.state, problems)
             if wanted:
                 base_url, key = settings_for_folder(out, ledger.state, action="verify --repair")
-                restored = trio.run(_refetch, out, ledger, wanted, base_url, key, args.max_retry_after)
+                restored = signals.run(_refetch, out, ledger, wanted, base_url, key, args.max_retry_after)
             if problems:
-                rewrite_derived(out, ledger.state)
-    problems, checked = verify_folder(out, read_ledger(out))
+                name = out.name if dataset.manifest is None else dataset.manifest.name
+                rewrite_derived(out, ledger.state, None if dataset.manifest is None else dataset.jobs, name=name)
+    with _no_run_working(out):
+        state = read_ledger(out)
+        problems, checked = verify_folder(out, state, last_run_manifest(state).dataset.keys)
     if args.json:
         print_json(verify_report(out, problems, checked, restored))
     else:
         for problem in problems:
             show(f"{problem.kind}: {problem.path or out}: {problem.detail}")
         if args.repair:
-            say(f"repair: {restored} images fetched again; metadata.jsonl and results.json rewritten")
-        say(f"{checked} images checked: " + ("all good" if not problems else f"{len(problems)} problems"))
+            say(f"repair: {plural(restored, 'image')} fetched again; metadata.jsonl and results.json rewritten")
+        say(f"{plural(checked, 'image')} checked: " + (plural(len(problems), "problem") if problems else "all good"))
     return EXIT_OK if not problems else EXIT_SOME_FAILED
+
+
+@contextlib.contextmanager
+def _no_run_working(out: Path) -> Iterator[None]:
+    """Hold the folder's lock while it is checked: a run working on it (exit 3) is said so, not reported as problems.
+
+    While a run works, images are still arriving and metadata.jsonl and results.json are written only at its end, so
+    a check then would list them as missing. A folder whose lock cannot be opened for writing (a read-only copy) is
+    checked without it: no leapbatch process can be writing to it with our rights either.
+    """
+    lock = FolderLock(out)
+    try:
+        lock.acquire()
+    except OutputLockedError as exc:
+        raise OutputLockedError(
+            f"{exc.message}: a run is working on it, and its images, metadata.jsonl and results.json are final only "
+            "when it ends",
+            hint=f"verify it after the run ends; `leapbatch status {out}` works meanwhile",
+        ) from None
+    except OSError as exc:
+        if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 async def _refetch(

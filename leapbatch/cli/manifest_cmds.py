@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from typing import cast
 
-from leapbatch.cli._common import SubParsers, print_json, show
-from leapbatch.errors import ManifestError, Problem, UsageError
+from leapbatch.cli._common import SubParsers, count, print_json, show
+from leapbatch.errors import ManifestError, Problem, UsageError, plural
 from leapbatch.folder.ledger import LEDGER_NAME, read_ledger
 from leapbatch.manifest import Manifest, json_schema, load_manifest
 from leapbatch.manifest import plan as plans
@@ -46,7 +47,7 @@ def register(sub: SubParsers) -> None:
     plan = sub.add_parser("plan", help="show the jobs a manifest makes", description=PLAN_HELP, formatter_class=raw)
     plan.add_argument("file", type=Path, metavar="FILE", help="a manifest file (YAML)")
     plan.add_argument("--json", action="store_true", help="print one JSON object on stdout instead of text")
-    plan.add_argument("--examples", type=int, default=3, metavar="N", help="how many example jobs to show (3)")
+    plan.add_argument("--examples", type=count, default=3, metavar="N", help="how many example jobs to show (3)")
     plan.add_argument(
         "--out",
         type=Path,
@@ -78,7 +79,8 @@ def run_validate(args: argparse.Namespace) -> int:
         except UsageError as exc:  # one unreadable file does not hide the problems of the others
             problems.append(Problem(str(path), 0, 0, "", exc.message.removeprefix(f"{path}: "), exc.hint))
             continue
-        show(f"{path}: ok ({len(expansion.jobs):,} jobs, {expansion.images:,} images)")
+        jobs, images = plural(len(expansion.jobs), "job", grouped=True), plural(expansion.images, "image", grouped=True)
+        show(f"{path}: ok ({jobs}, {images})")
     if problems:
         raise ManifestError(problems)
     return 0
@@ -120,6 +122,13 @@ def run_plan(args: argparse.Namespace) -> int:
             f"{diff['in_flight']:,} in flight, {diff['failed']:,} failed (kept unless --retry-failed), "
             f"{diff['not_in_manifest']:,} in the ledger but no longer in the manifest"
         )
+        if diff["not_in_manifest"]:
+            dropped = plural(cast(int, diff["not_in_manifest"]), "job", grouped=True)
+            show(
+                f"  {dropped} no longer in the manifest: files kept in "
+                f"{out}/ until `leapbatch prune {out} --manifest {args.file}` removes them (results.json and "
+                "metadata.jsonl already leave them out)"
+            )
     return 0
 
 

@@ -3,11 +3,13 @@
 `RunProgress` is an event sink (`leapbatch.events`): it keeps counters from the runner's events and renders them.
 It never touches the runner; `tick(now)` is called by the command every second so a quiet stretch (long jobs)
 still shows the clock moving. Notes carry the server's words, so they are escaped for the terminal (`printable`).
+The ETA and jobs/s come from the jobs that ended lately (`leapbatch.cli.eta`), the slow count from `JobsOverdue`.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TextIO
@@ -21,13 +23,14 @@ from rich.progress import (
     TaskID,
     TextColumn,
     TimeElapsedColumn,
-    TimeRemainingColumn,
 )
 
+from leapbatch.cli.eta import Throughput, eta_text
 from leapbatch.events import (
     Event,
     JobFailed,
     JobFinished,
+    JobsOverdue,
     JobSubmitted,
     JobUnsettled,
     Notice,
@@ -49,6 +52,8 @@ class Counters:
     images: int = 0
     images_total: int = 0
     done_at_start: int = 0
+    unsettled: int = 0  # left for the next run: they end nothing more in this one
+    overdue: int = 0  # submitted jobs waiting more than twice their expected time (`JobsOverdue`)
 
     def apply(self, event: Event) -> None:
         """Update the counters from one event."""
@@ -65,31 +70,52 @@ class Counters:
             self.failed += 1
             self.in_flight = max(self.in_flight - 1, 0)
         elif isinstance(event, JobUnsettled):
+            self.unsettled += 1
             self.in_flight = max(self.in_flight - 1, 0)
+        elif isinstance(event, JobsOverdue):
+            self.overdue = event.count
 
-    def line(self, elapsed: float) -> str:
-        """Return a one-line summary for logs."""
-        fresh = self.done - self.done_at_start
-        rate = fresh / elapsed if elapsed > 0 else 0.0
-        left = self.total - self.done - self.failed
-        eta = f", ETA {left / rate:.0f} s" if rate > 0 and left else ""
+    @property
+    def left(self) -> int:
+        """Return how many jobs this run may still end."""
+        return max(self.total - self.done - self.failed - self.unsettled, 0)
+
+    @property
+    def slow(self) -> int:
+        """Return how many jobs in flight wait more than twice their expected time (none once they ended)."""
+        return min(self.overdue, self.in_flight)
+
+    def line(self, *, rate: float | None, eta: float | None) -> str:
+        """Return a one-line summary for logs, with the recent rate and the ETA (None: not known yet)."""
+        speed = "--" if rate is None else f"{rate:.1f}"
+        slow = f", {self.slow} slow" if self.slow else ""
+        until = f", ETA {eta_text(eta)}" if self.left else ""
         return (
             f"{self.done}/{self.total} jobs done, {self.images}/{self.images_total} images, "
-            f"{self.in_flight} in flight, {self.failed} failed, {rate:.1f} jobs/s{eta}"
+            f"{self.in_flight} in flight{slow}, {self.failed} failed, {speed} jobs/s{until}"
         )
 
 
 class RunProgress:
     """Render run progress on `stream`: rich bars if it is a terminal, plain lines if not (or if `plain`)."""
 
-    def __init__(self, stream: TextIO, *, plain: bool | None = None, quiet: bool = False) -> None:
+    def __init__(
+        self,
+        stream: TextIO,
+        *,
+        plain: bool | None = None,
+        quiet: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.counters = Counters()
         self._console = Console(file=stream, stderr=True)
         self._plain = (not self._console.is_terminal) if plain is None else plain
         self._quiet = quiet
         self._stream = stream
-        self._started = time.monotonic()
+        self._clock = clock
+        self._started = clock()
         self._last_line = self._started
+        self.throughput = Throughput(self._started)
         self._progress: Progress | None = None
         self._task: TaskID | None = None
 
@@ -101,16 +127,18 @@ class RunProgress:
                 BarColumn(),
                 MofNCompleteColumn(),
                 TextColumn(
-                    "{task.fields[images]} images · {task.fields[in_flight]} in flight · {task.fields[failed]} failed"
+                    "{task.fields[images]} images · {task.fields[in_flight]} in flight{task.fields[slow]}"
+                    " · {task.fields[failed]} failed"
                 ),
                 TimeElapsedColumn(),
-                TextColumn("ETA"),
-                TimeRemainingColumn(),
+                TextColumn("ETA {task.fields[eta]}"),
                 console=self._console,
                 transient=False,
             )
             self._progress.start()
-            self._task = self._progress.add_task("jobs", total=None, images="0", in_flight=0, failed=0)
+            self._task = self._progress.add_task(
+                "jobs", total=None, images="0", in_flight=0, slow="", failed=0, eta=eta_text(None)
+            )
         return self
 
     def __exit__(
@@ -123,6 +151,8 @@ class RunProgress:
     def __call__(self, event: Event) -> None:
         """Take one event from the runner."""
         self.counters.apply(event)
+        if isinstance(event, JobFinished | JobFailed | JobUnsettled):
+            self.throughput.ended(self._clock())
         if isinstance(event, Notice) and not self._quiet:
             self._note(event.message)
         if isinstance(event, JobUnsettled) and not self._quiet:
@@ -139,6 +169,7 @@ class RunProgress:
 
     def _render(self) -> None:
         c = self.counters
+        now = self._clock()
         if self._progress is not None and self._task is not None:
             self._progress.update(
                 self._task,
@@ -146,17 +177,19 @@ class RunProgress:
                 completed=c.done + c.failed,
                 images=f"{c.images}/{c.images_total}",
                 in_flight=c.in_flight,
+                slow=f" ({c.slow} slow)" if c.slow else "",
                 failed=c.failed,
+                eta=eta_text(self.throughput.eta(now, c.left)) if c.left else "0 s",
             )
             return
         if self._quiet:
             return
-        now = time.monotonic()
         if now - self._last_line >= PLAIN_EVERY:
             self._last_line = now
-            print(self.counters.line(now - self._started), file=self._stream, flush=True)
+            line = c.line(rate=self.throughput.rate(now), eta=self.throughput.eta(now, c.left))
+            print(line, file=self._stream, flush=True)
 
     @property
     def elapsed(self) -> float:
         """Return the seconds since the display started."""
-        return time.monotonic() - self._started
+        return self._clock() - self._started

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import secrets
 import sys
@@ -18,16 +17,19 @@ from leapbatch import __version__
 from leapbatch.api.backoff import MAX_RETRY_AFTER
 from leapbatch.api.client import Settings, api_http, download_http
 from leapbatch.api.ratelimit import AdaptiveLimiter
+from leapbatch.cli import signals
 from leapbatch.cli._api import check_folder_server, configured_server, retrying_client
-from leapbatch.cli._common import SubParsers, say
+from leapbatch.cli._common import SubParsers, limit, number, say
 from leapbatch.cli.emulator_cmd import DEFAULT_FAULT_DELAY, emulated
+from leapbatch.cli.local_waits import LOCAL_MAX_RETRY_AFTER, LOCAL_SETTLE_WINDOW, max_retry_after, settle_window
 from leapbatch.cli.progress import RunProgress
 from leapbatch.emulator import EmulatorConfig, serve_emulator
-from leapbatch.errors import EXIT_OK, EXIT_SOME_FAILED, UsageError
+from leapbatch.errors import EXIT_OK, EXIT_SOME_FAILED, ApiUnavailableError, UsageError, plural
 from leapbatch.folder.images import ImageStore, sweep_parts
 from leapbatch.folder.ledger import Ledger, now, open_folder
 from leapbatch.folder.records import RunRecord
 from leapbatch.folder.results import write_results
+from leapbatch.folder.server import Server
 from leapbatch.jobs import Job
 from leapbatch.manifest import Manifest, load_manifest
 from leapbatch.manifest.expand import expand
@@ -35,6 +37,8 @@ from leapbatch.run.runner import Runner, RunOptions, RunSummary
 from leapbatch.run.submit import SETTLE_WINDOW
 
 LOCAL_SPEED = 50.0
+LOCAL_SUFFIX = "-local"  # `run --local` writes to output.dir + this unless --out says otherwise
+TOP_REASONS = 3  # the most frequent failure reasons the end-of-run summary shows
 
 DESCRIPTION = """\
 Run a manifest: create every job on Leap, poll until done, download and verify every image into
@@ -48,7 +52,8 @@ EPILOG = """\
 files written: OUT/ledger.jsonl (append-only record), OUT/images/<job key>-<n>.png, OUT/results.json,
                OUT/metadata.jsonl (Hugging Face imagefolder metadata)
 exit codes: 0 all finished, 1 some failed, 2 bad manifest or usage, 3 output locked, 4 ledger corrupt,
-            5 API unavailable, 130 interrupted
+            5 API unavailable, 130 interrupted (Ctrl-C), 143 SIGTERM, 129 SIGHUP (both end as Ctrl-C does:
+            results.json and metadata.jsonl written; run the same command again to resume)
 next: leapbatch status OUT, leapbatch verify OUT, leapbatch delete OUT"""
 
 
@@ -62,15 +67,24 @@ def register(sub: SubParsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("manifest", metavar="MANIFEST", help="the manifest YAML file")
-    parser.add_argument("--local", action="store_true", help="run against the bundled emulator (free, no key)")
-    parser.add_argument("--out", metavar="DIR", help="output folder (default: the manifest's output.dir)")
+    parser.add_argument(
+        "--local",
+        action="store_true",
+        help=f"run against the bundled emulator (free, no key), by default into output.dir{LOCAL_SUFFIX}",
+    )
+    parser.add_argument(
+        "--out",
+        metavar="DIR",
+        help=f"output folder (default: the manifest's output.dir; with --local, output.dir{LOCAL_SUFFIX}, so trial "
+        "images never count as a real run's)",
+    )
     parser.add_argument("--retry-failed", action="store_true", help="resubmit jobs that failed in earlier runs")
-    parser.add_argument("--max-in-flight", type=_positive_int, metavar="N", help="jobs in flight at once")
-    parser.add_argument("--rps", type=_positive_float, metavar="R", help="API requests per second")
-    parser.add_argument("--job-timeout", type=_positive_float, metavar="S", help="seconds before a job is failed")
+    parser.add_argument("--max-in-flight", type=limit("max_in_flight"), metavar="N", help="jobs in flight at once")
+    parser.add_argument("--rps", type=limit("requests_per_second"), metavar="R", help="API requests per second")
+    parser.add_argument("--job-timeout", type=limit("job_timeout"), metavar="S", help="seconds before a job is failed")
     parser.add_argument(
         "--speed",
-        type=_positive_float,
+        type=number("a number (or inf)", infinite=True),
         metavar="X",
         help=f"how many times faster than Leap (4-20 s per image) jobs run: the emulator's speed with --local "
         f"(default {LOCAL_SPEED:g}; inf: instant); otherwise what to expect of the server (default 1, i.e. Leap; "
@@ -95,25 +109,25 @@ def register(sub: SubParsers) -> None:
     parser.add_argument("--seed", type=int, default=0, metavar="N", help="with --local: seeds the emulator")
     parser.add_argument(
         "--http-timeout",
-        type=_positive_float,
+        type=number("a number of seconds"),
         default=30.0,
         metavar="S",
         help="seconds to wait for an API response before it counts as lost (default 30)",
     )
     parser.add_argument(
         "--max-retry-after",
-        type=_positive_float,
-        default=MAX_RETRY_AFTER,
+        type=number("a number of seconds", infinite=True),
         metavar="S",
-        help=f"longest wait a server's Retry-After is honoured for (default {MAX_RETRY_AFTER:g} s)",
+        help=f"longest wait a server's Retry-After is honoured for (default {MAX_RETRY_AFTER:g} s; "
+        f"{LOCAL_MAX_RETRY_AFTER:g} s with --local)",
     )
     parser.add_argument(
         "--settle-window",
-        type=_non_negative_float,
-        default=SETTLE_WINDOW,
+        type=number("a number of seconds", zero=True),
         metavar="S",
         help=f"seconds a create whose answer was lost is looked for before it is sent again (default "
-        f"{SETTLE_WINDOW:g}; cover the server's slowest commit and listing lag: shorter risks paying twice)",
+        f"{SETTLE_WINDOW:g}, {LOCAL_SETTLE_WINDOW:g} with --local; cover the server's slowest commit and listing "
+        "lag: shorter risks paying twice)",
     )
     parser.add_argument("--plain", action="store_true", help="plain progress lines instead of a live display")
     parser.add_argument("--quiet", action="store_true", help="no progress output, only the final summary")
@@ -125,28 +139,19 @@ def _path_text(path: Path | None) -> str | None:
     return None if path is None else os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {text!r}")
-    return value
+def default_out(manifest: Manifest, *, local: bool) -> Path:
+    """Return the folder a run writes to without --out: output.dir, or output.dir + `-local` for a `--local` run.
 
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
-    return value
+    A trial on the emulator and the real thing never share a folder (one would count the other's images as done;
+    `check_folder_server` refuses the mix anyway, so the real run would not start at all).
+    """
+    out = manifest.output_dir
+    if not local:
+        return out
+    named = out if out.name not in ("", "..") else out.resolve()  # `.` and `..` have no name of their own
+    if not named.name:
+        raise UsageError(f"output.dir {out} is the root folder: --local has no folder beside it", hint="pass --out")
+    return named.with_name(named.name + LOCAL_SUFFIX)
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,14 +191,14 @@ def handle(args: argparse.Namespace) -> int:
     manifest = load_manifest(Path(args.manifest))
     jobs = expand(manifest).jobs
     target = _target(args)
-    out = Path(args.out) if args.out else manifest.output_dir
+    out = Path(args.out) if args.out else default_out(manifest, local=args.local)
     limits = manifest.limits
     options = RunOptions(
         job_timeout=args.job_timeout or limits.job_timeout,
         retry_failed=args.retry_failed,
         delete_after_download=manifest.cleanup.delete_remote == "after_download",
         speed=target.speed,
-        settle_window=args.settle_window,
+        settle_window=settle_window(args.settle_window, local=args.local),
     )
     with open_folder(out) as ledger:
         check_folder_server(out, ledger.state, configured_server(target.base_url), action="run")  # before anything
@@ -206,7 +211,7 @@ def handle(args: argparse.Namespace) -> int:
         summary: RunSummary | None = None
         try:
             with progress:
-                summary = trio.run(
+                summary = signals.run(
                     _run,
                     _Plan(
                         manifest=manifest,
@@ -218,14 +223,14 @@ def handle(args: argparse.Namespace) -> int:
                         burst=limits.burst,
                         max_in_flight=args.max_in_flight or limits.max_in_flight,
                         http_timeout=args.http_timeout,
-                        max_retry_after=args.max_retry_after,
+                        max_retry_after=max_retry_after(args.max_retry_after, local=args.local),
                     ),
                     ledger,
                     progress,
                 )
-        finally:  # on success, failure and Ctrl-C alike; the CLI's boundary then says what happened
+        finally:  # on success, failure, Ctrl-C, SIGTERM and SIGHUP alike; the CLI's boundary then says what happened
             write_results(out, jobs, ledger.state, name=manifest.name)
-    return _report(summary, out, progress.elapsed, local=target.base_url is None)
+    return _report(summary, out, progress.elapsed, server=configured_server(target.base_url))
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,23 +300,33 @@ async def _tick(progress: RunProgress) -> None:
         progress.tick()
 
 
-def _report(summary: RunSummary | None, out: Path, elapsed: float, *, local: bool) -> int:
+def _report(summary: RunSummary | None, out: Path, elapsed: float, *, server: Server) -> int:
     assert summary is not None
     fresh = summary.finished - summary.finished_before
     rate = f", {fresh / elapsed:.1f} jobs/s" if fresh and elapsed > 0 else ""
     say(
-        f"done: {summary.finished} of {summary.total} jobs finished, {summary.images} images in {out} "
+        f"done: {summary.finished} of {plural(summary.total, 'job')} finished, "
+        f"{plural(summary.images, 'image')} in {out} "
         f"({elapsed:.1f} s{rate}); {summary.failed} failed"
     )
+    if summary.stopped is not None:
+        waiting = summary.refused + summary.not_submitted
+        raise ApiUnavailableError(
+            f"{summary.stopped.describe(str(server))} "
+            f"({waiting} of {plural(summary.total, 'job')} not created: the batch stopped)",
+            hint=summary.stopped.hint,
+        )
     if summary.unsettled:
         say(
-            f"unsettled: {summary.unsettled} jobs hit API errors past their retries or have a create whose outcome is"
-            " still unknown; run the same command again (it looks for their jobs before paying for new ones)"
+            f"unsettled: {plural(summary.unsettled, 'job')} with API errors past their retries or a create whose"
+            " outcome is still unknown; run the same command again (it looks for their jobs before paying for new ones)"
         )
     if summary.failures:
         stages = ", ".join(f"{stage}: {count}" for stage, count in sorted(summary.failures.items()))
         say(f"failed by stage: {stages}; details: leapbatch status {out}; resubmit with --retry-failed")
-    if local:
+        for reason, count in sorted(summary.reasons.items(), key=lambda item: -item[1])[:TOP_REASONS]:
+            say(f"  x{count}: {reason}")
+    if server.local:
         say(f"next: leapbatch verify {out}  ·  leapbatch status {out}  (the emulator's jobs ended with the run)")
     else:
         say(f"next: leapbatch verify {out}  ·  leapbatch delete {out}  (removes the jobs from Leap's servers)")

@@ -30,7 +30,7 @@ import hashlib
 import os
 import re
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -224,6 +224,17 @@ class ImageStore:
         """
         _stem(key, 0)  # validates the key: nothing but 64 hex digits reaches the prefix below
         return _remove_files(self.images, lambda name: name.startswith(f"{key}-"))
+
+    def discard_jobs(self, keys: Collection[str]) -> list[Path]:
+        """Remove every file of the jobs `keys` in one pass over `images/`, checked as `discard_job` checks one job's.
+
+        A name is a job's when it starts with its key and a `-`; a link among any of them is refused before anything
+        is deleted.
+        """
+        wanted = frozenset(keys)
+        for key in wanted:
+            _stem(key, 0)  # validates the key: 64 hex digits, so a job's names are `<64 digits>-...`
+        return _remove_files(self.images, lambda name: name[64:65] == "-" and name[:64] in wanted)
 
     def relative(self, path: Path) -> str:
         """Return `path` relative to the output folder, as a posix string (the form the ledger records)."""

@@ -9,7 +9,11 @@ Every record is one JSON object on one line with a format version `v` and a `typ
 | `submitted` | after the create answered (or was adopted)     | inference id, whether it was adopted            |
 | `finished`  | after every image is verified and in place     | per image: index, uri, path, sha256, bytes, w, h|
 | `failed`    | when a job cannot finish                       | stage, reason, HTTP status, attempts            |
+| `refused`   | the server refused the create for every job    | reason, HTTP status: no job was made, and the   |
+|             | (model, billing, key, unreachable): see submit | next run creates it again (it is not failed)    |
 | `deleted`   | after the remote job was deleted (or was gone) | inference id, outcome                           |
+| `pruned`    | by `prune`, **before** the job's files are     | key only: the job left the dataset; its remote  |
+|             | removed (the manifest no longer has the job)   | job (if any) is kept until `delete` removes it  |
 
 The API key is never in a record. `leapbatch.folder.state.fold` is the only interpretation of the records.
 """
@@ -109,6 +113,15 @@ class FailedRecord(_Record):
     attempts: int = 1
 
 
+class RefusedRecord(_Record):
+    """The create was refused for a reason every job shares (the batch stopped): no job was made."""
+
+    type: Literal["refused"] = "refused"
+    key: str
+    reason: str
+    http_status: int | None = None  # None: the server could not be reached
+
+
 class DeletedRecord(_Record):
     """The remote job is gone: deleted now, or found already gone (404)."""
 
@@ -118,8 +131,22 @@ class DeletedRecord(_Record):
     outcome: Literal["deleted", "already_gone"]
 
 
+class PrunedRecord(_Record):
+    """The job left the dataset (its manifest dropped it): written before its files are removed."""
+
+    type: Literal["pruned"] = "pruned"
+    key: str
+
+
 Record = Annotated[
-    RunRecord | IntentRecord | SubmittedRecord | FinishedRecord | FailedRecord | DeletedRecord,
+    RunRecord
+    | IntentRecord
+    | SubmittedRecord
+    | FinishedRecord
+    | FailedRecord
+    | RefusedRecord
+    | DeletedRecord
+    | PrunedRecord,
     Field(discriminator="type"),
 ]
 RECORD_ADAPTER: TypeAdapter[Record] = TypeAdapter(Record)

@@ -7,12 +7,16 @@ at either name is refused: `leapbatch.folder.atomic`). Every request they rebuil
 `metadata.jsonl` follows the Hugging Face `imagefolder` convention (`file_name` relative to the folder, then one
 column per field, the same columns on every row), so `datasets.load_dataset("imagefolder", data_dir=OUT)` loads
 the dataset.
+
+The dataset is the manifest: both files hold the manifest's jobs only. Ledger jobs the manifest dropped (an axis
+cut, a prompt edited) are counted in `results.json` (`not_in_manifest`), never listed, and their images have no
+metadata row, until `leapbatch prune` removes them; pruned jobs are no part of either file.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -41,7 +45,7 @@ def job_of(state: JobState) -> Job:
     return Job(state.key, state.model, CreateInferenceDto.model_validate(state.request), state.variables)
 
 
-def _job_entry(job: Job, state: JobState | None, *, in_manifest: bool) -> dict[str, Any]:
+def _job_entry(job: Job, state: JobState | None) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "key": job.key,
         "model": job.model_id,
@@ -52,7 +56,6 @@ def _job_entry(job: Job, state: JobState | None, *, in_manifest: bool) -> dict[s
         "remote_deleted": state.deleted if state is not None else False,
         "files": [image.path for image in state.images] if state is not None else [],
         "images": [image.model_dump() for image in state.images] if state is not None else [],
-        "in_manifest": in_manifest,
     }
     if state is not None and state.failure is not None and state.phase is Phase.FAILED:
         failure = state.failure
@@ -61,16 +64,11 @@ def _job_entry(job: Job, state: JobState | None, *, in_manifest: bool) -> dict[s
 
 
 def results_document(jobs: Sequence[Job], state: LedgerState, *, name: str) -> dict[str, Any]:
-    """Return `results.json`: every job of the manifest (then ledger jobs the manifest dropped), with its outcome."""
-    manifest_keys = {job.key for job in jobs}
-    entries = [_job_entry(job, state.jobs.get(job.key), in_manifest=True) for job in jobs]
-    entries += [
-        _job_entry(job_of(js), js, in_manifest=False) for js in state.jobs.values() if js.key not in manifest_keys
-    ]
+    """Return `results.json`: every job of the manifest with its outcome, and how many ledger jobs it dropped."""
+    entries = [_job_entry(job, state.jobs.get(job.key)) for job in jobs]
     counts: dict[str, int] = {}
     for entry in entries:
-        if entry["in_manifest"]:
-            counts[entry["state"]] = counts.get(entry["state"], 0) + 1
+        counts[entry["state"]] = counts.get(entry["state"], 0) + 1
     return {
         "version": RESULTS_VERSION,
         "tool": f"leapbatch {__version__}",
@@ -78,14 +76,20 @@ def results_document(jobs: Sequence[Job], state: LedgerState, *, name: str) -> d
         "written_at": datetime.now(UTC).isoformat(),
         "jobs_total": len(jobs),
         "counts": counts,
-        "images": sum(len(entry["files"]) for entry in entries if entry["in_manifest"]),
+        "images": sum(len(entry["files"]) for entry in entries),
+        "not_in_manifest": len(dropped_jobs(state, {job.key for job in jobs})),
         "jobs": entries,
     }
 
 
-def metadata_rows(state: LedgerState) -> list[dict[str, Any]]:
-    """Return one `imagefolder` metadata row per image on record, with the same columns on every row."""
-    finished = [js for js in state.jobs.values() if js.phase is Phase.FINISHED]
+def dropped_jobs(state: LedgerState, keys: Collection[str]) -> list[JobState]:
+    """Return the ledger's jobs that are not among `keys` (the manifest's) and not pruned yet, in ledger order."""
+    return [js for js in state.jobs.values() if js.key not in keys and js.phase is not Phase.PRUNED]
+
+
+def metadata_rows(state: LedgerState, keys: Collection[str]) -> list[dict[str, Any]]:
+    """Return one `imagefolder` metadata row per image of the jobs `keys` (the manifest's): the same columns on all."""
+    finished = [js for js in state.jobs.values() if js.phase is Phase.FINISHED and js.key in keys]
     requests = {js.key: _snake_request(js.request) for js in finished}
     extra_fields = sorted({name for req in requests.values() for name in req} - set(CORE_FIELDS))
     variable_names = sorted({name for js in finished for name in js.variables})
@@ -107,8 +111,9 @@ def metadata_rows(state: LedgerState) -> list[dict[str, Any]]:
 
 
 def write_results(out_dir: Path, jobs: Sequence[Job], state: LedgerState, *, name: str) -> None:
-    """Write `results.json` and `metadata.jsonl` atomically."""
+    """Write `results.json` and `metadata.jsonl` of the manifest's `jobs` atomically."""
     document = results_document(jobs, state, name=name)
     write_text_atomic(out_dir / RESULTS_NAME, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
-    lines = [json.dumps(row, ensure_ascii=False, sort_keys=False) for row in metadata_rows(state)]
+    rows = metadata_rows(state, {job.key for job in jobs})
+    lines = [json.dumps(row, ensure_ascii=False, sort_keys=False) for row in rows]
     write_text_atomic(out_dir / METADATA_NAME, "".join(line + "\n" for line in lines))

@@ -9,7 +9,8 @@ A folder's jobs exist on one server only, so a folder belongs to one server:
   local emulator (whatever its `base_url`), anything else is the origin of `base_url`. An old ledger reads the same.
   A `base_url` that is not an http(s) URL with a host is its own identity, equal to no real origin.
 - The folder's server (`folder_server`) is that of the runs its jobs were made in: none while the ledger holds no
-  job (a folder with no run yet, or only runs that made nothing, takes the server of its next run); the local
+  job that may exist on a server (a folder with no run yet, or only runs that made nothing, such as runs whose
+  every create was `refused`, takes the server of its next run: a mistyped LEAP_BASE_URL can be corrected); the local
   emulator when every job was made by `run --local`; otherwise the server of the last `run` record that was not
   `--local`. Only `run` records count: a `delete` record names where a delete was sent, not where jobs live.
   (Every `run` after the first job is checked with `other_server`, so its record names the same server.)
@@ -21,12 +22,10 @@ and refuse a mismatch; the key itself only ever goes to the configured server, n
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from leapbatch.folder.records import RunRecord
-from leapbatch.folder.state import LedgerState
-
-DEFAULT_PORTS = {"http": 80, "https": 443}
+from leapbatch.folder.state import LedgerState, Phase
+from leapbatch.wire import origin as origin  # one parse of base URLs, shared with the API's settings; re-exported
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,21 +42,6 @@ class Server:
 LOCAL_EMULATOR = Server(local=True)
 
 
-def origin(base_url: str) -> str | None:
-    """Return the normalised origin (`scheme://host[:port]`) of an http(s) URL, or None if it is not one."""
-    try:
-        parts = urlsplit(base_url.strip())
-        port = parts.port
-    except ValueError:  # an unparsable netloc or a port that is not a number in range
-        return None
-    scheme = parts.scheme.lower()
-    host = parts.hostname  # lower case, without brackets or user info
-    if scheme not in DEFAULT_PORTS or not host:
-        return None
-    shown = f"[{host}]" if ":" in host else host
-    return f"{scheme}://{shown}" if port in (None, DEFAULT_PORTS[scheme]) else f"{scheme}://{shown}:{port}"
-
-
 def api_server(base_url: str) -> Server:
     """Return the server a base URL names (a string that is not an http(s) URL stands for itself)."""
     return Server(origin(base_url) or base_url.strip())
@@ -70,9 +54,10 @@ def run_server(record: RunRecord) -> Server:
 
 def folder_server(state: LedgerState) -> Server | None:
     """Return the server the folder's jobs were made on, or None while it holds no job (see the module's rules)."""
-    if not state.jobs:
+    made = [job for job in state.jobs.values() if job.phase is not Phase.REFUSED or job.orphans]
+    if not made:
         return None
-    if all(job.local for job in state.jobs.values()):
+    if all(job.local for job in made):
         return LOCAL_EMULATOR
     remote = [run for run in state.runs if run.command == "run" and not run.local]
     return run_server(remote[-1]) if remote else None

@@ -11,6 +11,8 @@ The legal states of one job (`tests/folder/test_state.py` walks every record seq
 | `submitted` | set          | None    | ()     | True/False  | any      | intent, submitted (then delete --force) |
 | `finished`  | set          | None    | >= 1   | True/False  | any      | ... submitted, finished (then deleted)  |
 | `failed`    | None or set  | set     | ()     | True/False  | any      | ... failed (then deleted)               |
+| `refused`   | None         | None    | ()     | False       | any      | intent, refused (no job was made)       |
+| `pruned`    | None or set  | None    | ()     | True/False  | any      | ... pruned (then deleted)               |
 
 - `orphans` are the inference ids of earlier attempts that still exist remotely: an intent for a job whose
   previous attempt has a live remote job (submitted to a real server, not deleted) moves that id to `orphans`; a
@@ -18,6 +20,9 @@ The legal states of one job (`tests/folder/test_state.py` walks every record seq
 - `local` is True when the job's latest intent or submitted record was written during a `run --local`: its remote
   job lived in an emulator that ended with the run, so it is never `remote_exists` and never an orphan.
 - `deleted` is set by a `deleted` record for the current id and cleared by a later `submitted` record.
+- `pruned` (a job its manifest dropped, removed from the dataset by `leapbatch prune`) owns no file, but keeps its
+  `inference_id`, `deleted`, `local` and `orphans`: a remote job it still has stays `remote_exists`, so `delete`
+  can remove it. Only a new intent (the manifest lists the job again: it is created anew) ends the phase.
 """
 
 from __future__ import annotations
@@ -33,7 +38,9 @@ from leapbatch.folder.records import (
     FinishedRecord,
     ImageRecord,
     IntentRecord,
+    PrunedRecord,
     Record,
+    RefusedRecord,
     RunRecord,
     SubmittedRecord,
 )
@@ -46,6 +53,8 @@ class Phase(StrEnum):
     SUBMITTED = "submitted"  # exists remotely, not known to be done
     FINISHED = "finished"
     FAILED = "failed"
+    REFUSED = "refused"  # the create was refused for a reason every job shares: created again by the next run
+    PRUNED = "pruned"  # its manifest dropped it and `prune` removed its files: created anew if listed again
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +73,7 @@ class JobState:
     created_at: str | None = None
     images: tuple[ImageRecord, ...] = ()
     failure: FailedRecord | None = None
+    refusal: RefusedRecord | None = None  # why the last create was refused (phase `refused` only)
     deleted: bool = False
     orphans: tuple[str, ...] = ()  # remote jobs of earlier attempts (e.g. before --retry-failed), not yet deleted
     local: bool = False  # submitted to the bundled emulator of a `run --local`: nothing remains remotely
@@ -98,29 +108,39 @@ def apply(state: LedgerState, record: Record) -> None:
         state.runs.append(record)
         return
     if isinstance(record, IntentRecord):
-        previous = state.jobs.get(record.key)
-        orphans = previous.orphans if previous else ()
-        if previous is not None and previous.remote_exists and previous.inference_id is not None:
-            orphans = (*orphans, previous.inference_id)
-        state.jobs[record.key] = JobState(
-            key=record.key,
-            model=record.model,
-            request=record.request,
-            fingerprint=record.fingerprint,
-            variables=record.variables,
-            phase=Phase.INTENT,
-            intent_time=record.t,
-            intents=previous.intents + 1 if previous else 1,
-            orphans=orphans,
-            local=bool(state.runs) and state.runs[-1].local,
-        )
+        state.jobs[record.key] = _intent(state, record)
         return
     job = state.jobs.get(record.key)
     if job is None:
         return
     _note_owner(state, record)
+    state.jobs[record.key] = _next(state, job, record)
+
+
+def _intent(state: LedgerState, record: IntentRecord) -> JobState:
+    """Return the state a new attempt starts in (a live remote job of the previous attempt becomes an orphan)."""
+    previous = state.jobs.get(record.key)
+    orphans = previous.orphans if previous else ()
+    if previous is not None and previous.remote_exists and previous.inference_id is not None:
+        orphans = (*orphans, previous.inference_id)
+    return JobState(
+        key=record.key,
+        model=record.model,
+        request=record.request,
+        fingerprint=record.fingerprint,
+        variables=record.variables,
+        phase=Phase.INTENT,
+        intent_time=record.t,
+        intents=previous.intents + 1 if previous else 1,
+        orphans=orphans,
+        local=bool(state.runs) and state.runs[-1].local,
+    )
+
+
+def _next(state: LedgerState, job: JobState, record: Record) -> JobState:
+    """Return the state of `job` after `record` (any record but `run` and `intent`)."""
     if isinstance(record, SubmittedRecord):
-        state.jobs[record.key] = replace(
+        return replace(
             job,
             phase=Phase.SUBMITTED,
             inference_id=record.inference_id,
@@ -131,8 +151,8 @@ def apply(state: LedgerState, record: Record) -> None:
             orphans=_without(job.orphans, record.inference_id),
             local=bool(state.runs) and state.runs[-1].local,
         )
-    elif isinstance(record, FinishedRecord):
-        state.jobs[record.key] = replace(
+    if isinstance(record, FinishedRecord):
+        return replace(
             job,
             phase=Phase.FINISHED,
             inference_id=record.inference_id,
@@ -140,18 +160,20 @@ def apply(state: LedgerState, record: Record) -> None:
             failure=None,
             orphans=_without(job.orphans, record.inference_id),
         )
-    elif isinstance(record, FailedRecord):
+    if isinstance(record, FailedRecord):
         current = record.inference_id or job.inference_id
         orphans = job.orphans if current is None else _without(job.orphans, current)
         # A failed job owns no image file (the runner removes them), so it lists none.
-        state.jobs[record.key] = replace(
-            job, phase=Phase.FAILED, failure=record, inference_id=current, images=(), orphans=orphans
-        )
-    elif isinstance(record, DeletedRecord):
+        return replace(job, phase=Phase.FAILED, failure=record, inference_id=current, images=(), orphans=orphans)
+    if isinstance(record, RefusedRecord):  # only a create in flight can be refused
+        return replace(job, phase=Phase.REFUSED, refusal=record) if job.phase is Phase.INTENT else job
+    if isinstance(record, PrunedRecord):
+        return replace(job, phase=Phase.PRUNED, images=(), failure=None)
+    if isinstance(record, DeletedRecord):
         if record.inference_id == job.inference_id:
-            state.jobs[record.key] = replace(job, deleted=True)
-        else:
-            state.jobs[record.key] = replace(job, orphans=_without(job.orphans, record.inference_id))
+            return replace(job, deleted=True)
+        return replace(job, orphans=_without(job.orphans, record.inference_id))
+    return job
 
 
 def _note_owner(state: LedgerState, record: Record) -> None:

@@ -1,19 +1,32 @@
 """Where an output folder stands, from its ledger alone: the `status` report.
 
 `status_report` is pure over the ledger state and a listing of the folder; `folder_usage` is the only I/O. Neither
-takes the folder's lock, so `status` works while a run holds it.
+takes the folder's lock, so `status` works while a run holds it. Status knows no manifest of its own: the caller
+passes the manifest of the folder's last run (`DatasetManifest`), or why it cannot be read, so the report can count
+the ledger jobs that manifest dropped (`not_in_manifest`) or say it cannot tell.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from leapbatch.folder.state import LedgerState, Phase
+from leapbatch.errors import plural
+from leapbatch.folder.results import dropped_jobs
+from leapbatch.folder.state import JobState, LedgerState, Phase
 
 STATUS_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetManifest:
+    """The manifest a folder's dataset follows (its last run's): its jobs' keys, or why they are not known."""
+
+    path: str | None  # as the `run` record names it
+    keys: frozenset[str] | None  # None: cannot tell (`why`)
+    why: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,11 +55,13 @@ def folder_usage(out_dir: Path) -> FolderUsage:
     return FolderUsage(frozenset(images), image_bytes, total)
 
 
-def status_report(out_dir: Path, state: LedgerState, usage: FolderUsage, resume: Mapping[str, int]) -> dict[str, Any]:
+def status_report(
+    out_dir: Path, state: LedgerState, usage: FolderUsage, resume: Mapping[str, int], dataset: DatasetManifest
+) -> dict[str, Any]:
     """Return the status of a folder as a JSON-ready dict (its shape is documented in docs/cli.md).
 
     `resume` is what a run would do with each job (`leapbatch.run.resume.tally`): the folder knows what it holds,
-    the run decides what that means.
+    the run decides what that means. `dataset` is the manifest of the last run (see `DatasetManifest`).
     """
     jobs = list(state.jobs.values())
     by_phase = {phase.value: sum(1 for js in jobs if js.phase is phase) for phase in Phase}
@@ -59,6 +74,10 @@ def status_report(out_dir: Path, state: LedgerState, usage: FolderUsage, resume:
                 {"stage": js.failure.stage.value, "reason": js.failure.reason, "count": 0, "example": js.key},
             )
             group["count"] += 1
+    refusals: dict[str, int] = {}
+    for js in jobs:
+        if js.phase is Phase.REFUSED and js.refusal is not None:
+            refusals[js.refusal.reason] = refusals.get(js.refusal.reason, 0) + 1
     remote = [js for js in jobs if js.remote_exists]
     last_run = state.runs[-1] if state.runs else None
     return {
@@ -76,6 +95,7 @@ def status_report(out_dir: Path, state: LedgerState, usage: FolderUsage, resume:
             "bytes": usage.image_bytes,
         },
         "failures": sorted(failures.values(), key=lambda group: (-group["count"], group["stage"], group["reason"])),
+        "refusals": [{"reason": reason, "count": count} for reason, count in sorted(refusals.items())],
         "remote": {
             "present": len(remote),
             "present_finished": sum(1 for js in remote if js.phase is Phase.FINISHED),
@@ -88,8 +108,36 @@ def status_report(out_dir: Path, state: LedgerState, usage: FolderUsage, resume:
             "create": resume.get("create", 0),
             "kept_failed": resume.get("failed", 0),
         },
+        "not_in_manifest": _not_in_manifest(state, dataset),
         "disk_bytes": usage.total_bytes,
     }
+
+
+def _not_in_manifest(state: LedgerState, dataset: DatasetManifest) -> dict[str, Any]:
+    """Return the report's `not_in_manifest`: the ledger jobs (not pruned) the dataset's manifest dropped."""
+    dropped: Sequence[JobState] = [] if dataset.keys is None else dropped_jobs(state, dataset.keys)
+    known = dataset.keys is not None
+    return {
+        "manifest": dataset.path,
+        "known": known,
+        "why_unknown": dataset.why,
+        "jobs": len(dropped) if known else None,
+        "images": sum(len(js.images) for js in dropped) if known else None,
+        "remote": sum(1 for js in dropped if js.remote_exists) if known else None,
+    }
+
+
+def _dropped_lines(report: dict[str, Any]) -> list[str]:
+    dropped, pruned = report["not_in_manifest"], report["jobs"]["pruned"]
+    done = f"; {pruned} pruned earlier" if pruned else ""
+    if not dropped["known"]:
+        return [f"not in the manifest: cannot tell which jobs the manifest dropped ({dropped['why_unknown']}){done}"]
+    if not dropped["jobs"]:
+        return [f"not in the manifest: none (every job is in {dropped['manifest']}){done}"]
+    return [
+        f"not in the manifest: {dropped['jobs']} jobs ({dropped['images']} images, {dropped['remote']} still on the "
+        f"server) are no longer in {dropped['manifest']}{done}; `leapbatch prune {report['folder']}` removes them"
+    ]
 
 
 def status_lines(report: dict[str, Any]) -> list[str]:
@@ -98,16 +146,19 @@ def status_lines(report: dict[str, Any]) -> list[str]:
     lines = [
         f"folder: {report['folder']}",
         f"jobs: {jobs['total']} in the ledger: {jobs['finished']} finished, {jobs['failed']} failed, "
-        f"{jobs['submitted']} submitted (in flight), {jobs['intent']} awaiting confirmation",
+        f"{jobs['submitted']} submitted (in flight), {jobs['intent']} awaiting confirmation, {jobs['refused']} refused",
         f"images: {images['on_disk']} of {images['recorded']} recorded on disk ({_size(images['bytes'])}); "
         f"{images['missing']} missing, {images['untracked']} untracked",
     ]
     for group in report["failures"]:
         lines.append(f"  failed ({group['stage']}) x{group['count']}: {group['reason']} (e.g. job {group['example']})")
+    for group in report["refusals"]:
+        lines.append(f"  refused x{group['count']}: {group['reason']} (no job was made; the next run creates it)")
     lines.append(
-        f"remote: {remote['present']} jobs still on the server ({remote['present_finished']} finished), "
+        f"remote: {plural(remote['present'], 'job')} still on the server ({remote['present_finished']} finished), "
         f"{remote['orphans']} from earlier attempts, {remote['deleted']} deleted"
     )
+    lines += _dropped_lines(report)
     lines.append(
         f"on resume: {resume['poll']} polled, {resume['reconcile']} settled by listing, {resume['create']} created, "
         f"{resume['kept_failed']} kept failed (--retry-failed resubmits them)"

@@ -2,17 +2,21 @@
 
 Every image recorded as finished must exist, hash to its recorded sha256, have its recorded size, decode, and
 have the recorded dimensions; `images/` must hold nothing else; `metadata.jsonl` and `results.json` must agree with
-the ledger. The checks only read; `leapbatch.cli.ledger_cmds` does the repairs.
+the ledger over the dataset's jobs (`dataset_keys`: the manifest's). Pruned jobs own no file: their images are not
+looked for, and a file of theirs left by a crash is untracked. The checks only read; `leapbatch.cli.ledger_cmds`
+does the repairs.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Collection
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from leapbatch.errors import plural
 from leapbatch.folder.atomic import open_dir, open_file, refuse_link
 from leapbatch.folder.images import inspect_file
 from leapbatch.folder.records import ImageRecord
@@ -43,7 +47,9 @@ def check_image(out_dir: Path, job: JobState, image: ImageRecord) -> Problem | N
     if info.problem is not None:
         return Problem("damaged", f"does not decode: {info.problem}", image.path, job.key, image.index)
     if info.bytes != image.bytes:
-        return Problem("damaged", f"{info.bytes} bytes, recorded {image.bytes}", image.path, job.key, image.index)
+        return Problem(
+            "damaged", f"{plural(info.bytes, 'byte')}, recorded {image.bytes}", image.path, job.key, image.index
+        )
     if info.sha256 != image.sha256:
         return Problem("damaged", "sha256 differs from the ledger", image.path, job.key, image.index)
     if (info.width, info.height) != (image.width, image.height):
@@ -65,9 +71,25 @@ def _read_bytes(path: Path) -> bytes | None:
         return handle.read()
 
 
-def _check_metadata(out_dir: Path, state: LedgerState) -> list[Problem]:
+def dataset_keys(out_dir: Path, state: LedgerState, manifest_keys: Collection[str] | None) -> frozenset[str]:
+    """Return the keys of the dataset's jobs: the manifest's when known, else those `results.json` lists, else all.
+
+    "All" is every ledger job not pruned: what a folder whose `results.json` is missing or unreadable can still hold.
+    """
+    if manifest_keys is not None:
+        return frozenset(manifest_keys)
+    try:
+        data = _read_bytes(out_dir / RESULTS_NAME)
+        if data is not None:
+            return frozenset(str(entry["key"]) for entry in json.loads(data.decode("utf-8"))["jobs"])
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
+        pass  # `_check_results` reports it
+    return frozenset(key for key, job in state.jobs.items() if job.phase is not Phase.PRUNED)
+
+
+def _check_metadata(out_dir: Path, state: LedgerState, keys: Collection[str]) -> list[Problem]:
     path = out_dir / METADATA_NAME
-    expected = metadata_rows(state)
+    expected = metadata_rows(state, keys)
     data = _read_bytes(path)
     if data is None:
         return [Problem("metadata", f"{METADATA_NAME} is missing", METADATA_NAME)] if expected else []
@@ -79,14 +101,14 @@ def _check_metadata(out_dir: Path, state: LedgerState) -> list[Problem]:
         have = {row.get("file_name") for row in rows if isinstance(row, dict)}
         want = {row["file_name"] for row in expected}
         detail = (
-            f"{METADATA_NAME} disagrees with the ledger: {len(want - have)} images missing, "
-            f"{len(have - want)} extra, {len(rows)} rows for {len(expected)} images"
+            f"{METADATA_NAME} disagrees with the ledger: {plural(len(want - have), 'image')} missing, "
+            f"{len(have - want)} extra, {plural(len(rows), 'row')} for {plural(len(expected), 'image')}"
         )
         return [Problem("metadata", detail, METADATA_NAME)]
     return []
 
 
-def _check_results(out_dir: Path, state: LedgerState) -> list[Problem]:
+def _check_results(out_dir: Path, state: LedgerState, keys: Collection[str]) -> list[Problem]:
     path = out_dir / RESULTS_NAME
     data = _read_bytes(path)
     if data is None:
@@ -98,19 +120,28 @@ def _check_results(out_dir: Path, state: LedgerState) -> list[Problem]:
         return [Problem("results", f"{RESULTS_NAME} is unreadable ({exc.__class__.__name__})", RESULTS_NAME)]
     wrong = []
     for key, job in state.jobs.items():
+        if key not in keys:
+            continue  # a job the manifest dropped (counted, not listed) or pruned
         entry = entries.get(key)
         files = [image.path for image in job.images]
         if entry is None or entry.get("state") != job.phase.value or entry.get("files") != files:
             wrong.append(key)
     if wrong:
         return [
-            Problem("results", f"{RESULTS_NAME} disagrees with the ledger on {len(wrong)} jobs", RESULTS_NAME, wrong[0])
+            Problem(
+                "results",
+                f"{RESULTS_NAME} disagrees with the ledger on {plural(len(wrong), 'job')}",
+                RESULTS_NAME,
+                wrong[0],
+            )
         ]
     return []
 
 
-def verify_folder(out_dir: Path, state: LedgerState) -> tuple[list[Problem], int]:
-    """Return every problem in the folder, and how many images were checked."""
+def verify_folder(
+    out_dir: Path, state: LedgerState, manifest_keys: Collection[str] | None = None
+) -> tuple[list[Problem], int]:
+    """Return every problem in the folder, and how many images were checked (`manifest_keys`: see `dataset_keys`)."""
     problems: list[Problem] = []
     recorded: set[str] = set()
     checked = 0
@@ -134,8 +165,9 @@ def verify_folder(out_dir: Path, state: LedgerState) -> tuple[list[Problem], int
             relative = f"images/{name}"
             if relative not in recorded:
                 problems.append(Problem("untracked", "not in the ledger", relative))
-    problems += _check_metadata(out_dir, state)
-    problems += _check_results(out_dir, state)
+    keys = dataset_keys(out_dir, state, manifest_keys)
+    problems += _check_metadata(out_dir, state, keys)
+    problems += _check_results(out_dir, state, keys)
     return problems, checked
 
 

@@ -2,8 +2,9 @@
 
 Which jobs: finished jobs whose images are all on disk and verified; failed jobs and the remote leftovers of
 earlier attempts only when asked (`include_failed`); jobs still in flight, and finished jobs whose images are not
-verified on disk, only when forced (deleting them would throw away a paid image). Jobs of `run --local` never
-count: their emulator ended with the run.
+verified on disk, only when forced (deleting them would throw away a paid image). Pruned jobs (`leapbatch prune`:
+their manifest dropped them and their files are gone) have nothing left to lose: their remote jobs are deleted too.
+Jobs of `run --local` never count: their emulator ended with the run.
 
 Deleting is idempotent: 404 means already gone, and every outcome is recorded as a `deleted` ledger record, so a
 second call finds nothing to do.
@@ -36,7 +37,7 @@ class Target:
     key: str
     model: str
     inference_id: str
-    why: str  # finished, failed, in flight, earlier attempt
+    why: str  # finished, failed, in flight, earlier attempt, pruned (or dropped, by `prune --remote`)
 
 
 @dataclass
@@ -56,7 +57,9 @@ def plan_deletes(out_dir: Path, state: LedgerState, *, include_failed: bool, for
             plan.targets += [Target(job.key, job.model, orphan, "earlier attempt") for orphan in job.orphans]
         if not job.remote_exists or job.inference_id is None:
             continue
-        if job.phase is Phase.FINISHED:
+        if job.phase is Phase.PRUNED:
+            plan.targets.append(Target(job.key, job.model, job.inference_id, "pruned"))
+        elif job.phase is Phase.FINISHED:
             bad = [p for p in (check_image(out_dir, job, image) for image in job.images) if p is not None]
             if bad and not force:
                 plan.refused.append((job.key, f"{bad[0].path}: {bad[0].detail}"))

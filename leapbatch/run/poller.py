@@ -8,7 +8,9 @@ One `Poller` serves every waiting job of one model. A waiter expects its job to 
   interval and stop at a page whose jobs all predate the oldest waiter, or at an empty page. A waiter no sweep
   finds gets findOne only once it is well past its expected time: that is how `failed` and stuck jobs are seen,
   as onlyFinished never lists them.
-A waiter past its deadline resolves to None (timed out). Request errors other than an unusable API leave the
+A waiter past its deadline gets one last findOne and resolves to None (timed out) only if that does not show
+its job ended: a sweep or retry that slept past deadlines (a long `Retry-After`) never times out jobs that
+finished meanwhile. Request errors other than an unusable API leave the
 waiter waiting; `ApiUnavailableError` (the key refused, or the API dead) ends the poller, and so the run.
 A 404 for a paid job is not believed at once: a job is declared gone only after `CONFIRM_404S` findOne answers
 in a row said so, the later ones at the waiter's interval, and a listing of the model's jobs (back to the job's
@@ -110,6 +112,14 @@ class Poller:
             raise waiter.error
         return waiter.result
 
+    def overdue_count(self, now: float | None = None, *, grace: float = 1.0) -> int:
+        """Return how many jobs have waited twice their expected time and `grace` seconds more: stuck, or slow.
+
+        With the default grace this is the poller's own "well past its expected time" (`_Waiter.overdue`).
+        """
+        moment = (self._clock() if now is None else now) - grace
+        return sum(1 for w in self._waiters.values() if not w.done.is_set() and moment >= w.started + 2 * w.expected)
+
     async def run(self) -> None:
         """Check due waiters forever (run it in a nursery; cancel it when the run ends)."""
         while True:
@@ -132,8 +142,7 @@ class Poller:
 
     async def _check(self, now: float) -> None:
         await trio.lowlevel.checkpoint()  # let resolved waiters leave before the next look
-        for waiter in [w for w in self._waiters.values() if w.deadline <= now and not w.done.is_set()]:
-            waiter.resolve(None)
+        await self._expire(now)
         due = [w for w in self._waiters.values() if w.due <= now and not w.done.is_set()]
         if not due:
             return
@@ -178,6 +187,23 @@ class Poller:
         waiter.missing = 0
         if entity.state.is_terminal:
             waiter.resolve(entity)
+
+    async def _expire(self, now: float) -> None:
+        """Give every waiter past its deadline its last look."""
+        expired = [w for w in self._waiters.values() if w.deadline <= now and not w.done.is_set()]
+        async with trio.open_nursery() as nursery:
+            for waiter in expired:
+                nursery.start_soon(self._last_look, waiter)
+
+    async def _last_look(self, waiter: _Waiter) -> None:
+        """Resolve a waiter past its deadline: with its job if one findOne shows it ended, else as timed out."""
+        try:
+            entity = await self._client.find_one(self._model, waiter.inference_id)
+        except ApiUnavailableError:
+            raise
+        except ApiError:
+            entity = None  # no answer (or 404): the deadline stands
+        waiter.resolve(entity if entity is not None and entity.state.is_terminal else None)
 
     async def _confirm_gone(self, waiter: _Waiter, exc: NotFoundError) -> None:
         """Resolve the waiter as vanished unless a listing still shows its job (then findOne's 404s were wrong)."""

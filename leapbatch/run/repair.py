@@ -4,7 +4,8 @@ An image can be fetched again only while its remote job exists (not deleted, not
 bytes are verified like any download. A job the server no longer has (or will not answer for) is skipped: the
 other jobs' images are still restored. If they differ from the recorded sha256 (the server re-encoded them), a new
 `finished` record states the new truth. `metadata.jsonl` and `results.json` are derived from the ledger, so they
-are simply written again. Untracked files are reported by `verify` but never deleted: they are not ours to delete.
+are simply written again, for the dataset's jobs (the manifest's: `leapbatch.folder.verify.dataset_keys`).
+Untracked files are reported by `verify` but never deleted: they are not ours to delete.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from leapbatch.folder.ledger import Ledger, now
 from leapbatch.folder.records import FinishedRecord, ImageRecord
 from leapbatch.folder.results import job_of, write_results
 from leapbatch.folder.state import LedgerState
-from leapbatch.folder.verify import IMAGE_KINDS, Problem
+from leapbatch.folder.verify import IMAGE_KINDS, Problem, dataset_keys
+from leapbatch.jobs import Job
 from leapbatch.run.fetch import download_image
 
 if TYPE_CHECKING:
@@ -84,6 +86,13 @@ async def refetch_images(
     return restored
 
 
-def rewrite_derived(out_dir: Path, state: LedgerState) -> None:
-    """Write `metadata.jsonl` and `results.json` again from the ledger."""
-    write_results(out_dir, [job_of(js) for js in state.jobs.values()], state, name=out_dir.name)
+def rewrite_derived(out_dir: Path, state: LedgerState, jobs: Sequence[Job] | None, *, name: str) -> None:
+    """Write `metadata.jsonl` and `results.json` again from the ledger, for the manifest's `jobs`.
+
+    With `jobs` None (the manifest is not known), for the ledger's jobs among those `results.json` lists (or, if it
+    lists none, every job not pruned).
+    """
+    if jobs is None:
+        keys = dataset_keys(out_dir, state, None)
+        jobs = [job_of(js) for js in state.jobs.values() if js.key in keys]
+    write_results(out_dir, jobs, state, name=name)

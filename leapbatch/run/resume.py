@@ -3,8 +3,10 @@
 Rules (the resume contract): a finished job costs nothing; a submitted job is polled by its id, never created
 again; an intent without `submitted` is settled by listing (adopt, or create only if absent); a job that failed while
 downloading is re-polled for free (it is paid and finished remotely); any other failed job stays failed unless
-`retry_failed`; a new job is created. Jobs left unfinished by a `run --local` are created again: the emulator that
-held them ended with that run (and charges nothing).
+`retry_failed`; a new job, or one whose create was refused for a reason every job shares (`refused`: no job
+was made), is created. Jobs left unfinished by a `run --local` are created again: the emulator that
+held them ended with that run (and charges nothing). A job `prune` removed from the dataset (its manifest had
+dropped it) that the manifest lists again is created anew: that pays for it again.
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ def action_for(state: JobState | None, *, retry_failed: bool) -> Action:
         return Action.CREATE
     if state.phase is Phase.FINISHED:
         return Action.DONE
+    if state.phase is Phase.REFUSED:
+        return Action.CREATE
+    if state.phase is Phase.PRUNED:  # its files are gone: a new job, paid again
+        return Action.CREATE
     if state.local and state.phase in (Phase.SUBMITTED, Phase.INTENT):
         return Action.CREATE
     if state.phase is Phase.SUBMITTED:
@@ -48,7 +54,7 @@ def action_for(state: JobState | None, *, retry_failed: bool) -> Action:
 
 @dataclass
 class ResumePlan:
-    """The jobs of a manifest sorted by what they need, plus ledger jobs the manifest no longer has."""
+    """The jobs of a manifest sorted by what they need, plus ledger jobs the manifest no longer has (not pruned)."""
 
     by_action: dict[Action, list[Job]] = field(default_factory=lambda: {action: [] for action in Action})
     not_in_manifest: list[JobState] = field(default_factory=list)
@@ -71,15 +77,19 @@ def classify(jobs: Sequence[Job], state: LedgerState, *, retry_failed: bool = Fa
     for job in jobs:
         keys.add(job.key)
         plan.by_action[action_for(state.jobs.get(job.key), retry_failed=retry_failed)].append(job)
-    plan.not_in_manifest = [js for key, js in state.jobs.items() if key not in keys]
+    plan.not_in_manifest = [js for key, js in state.jobs.items() if key not in keys and js.phase is not Phase.PRUNED]
     return plan
 
 
 def tally(state: LedgerState) -> dict[str, int]:
-    """Return how many of the ledger's jobs a plain rerun (no `--retry-failed`) would give each action."""
+    """Return how many of the ledger's jobs a plain rerun (no `--retry-failed`) would give each action.
+
+    Pruned jobs are no job of the dataset any more: a rerun meets them only if its manifest lists them again.
+    """
     counts = dict.fromkeys((action.value for action in Action), 0)
     for job in state.jobs.values():
-        counts[action_for(job, retry_failed=False).value] += 1
+        if job.phase is not Phase.PRUNED:
+            counts[action_for(job, retry_failed=False).value] += 1
     return counts
 
 

@@ -8,6 +8,8 @@ image store, job-slot limiter, event sink) so tests can drive it. Its rules, fro
 - **Downloads are verified before they count** (`leapbatch.run.fetch`); a retriable failure is fetched again up to
   `MAX_DOWNLOAD_ATTEMPTS` times, and a job that failed to download owns no image file.
 - **Jobs in flight** are bounded by the `AdaptiveLimiter`; every API request passes the client's token bucket.
+- **A refusal every job would share stops the batch once** (`leapbatch.run.refusal`): no new create is sent,
+  jobs already on the server are still polled and downloaded, and the summary says why (`stopped`).
 - A job past `job_timeout` (Leap's seconds: shorter on a faster server, see `poller.job_timeout_seconds`) is
   deleted remotely and recorded as failed (timeout).
 """
@@ -42,9 +44,11 @@ from leapbatch.folder.records import FailedRecord, FailStage, FinishedRecord, Im
 from leapbatch.jobs import Job, entity_fingerprint
 from leapbatch.run.delete import Target, delete_remote
 from leapbatch.run.fetch import download_image
+from leapbatch.run.overdue import watch_overdue
 from leapbatch.run.poller import JobVanishedError, Poller, expected_seconds, job_timeout_seconds
+from leapbatch.run.refusal import Refusal
 from leapbatch.run.resume import Action, classify
-from leapbatch.run.submit import SETTLE_WINDOW, CreateFailedError, Submitter
+from leapbatch.run.submit import SETTLE_WINDOW, BatchStoppedError, CreateFailedError, JobRefusedError, Submitter
 from leapbatch.wire import DEFAULT_SIDE, InferenceEntity, InferenceState, expected_generation_seconds
 
 if TYPE_CHECKING:
@@ -78,6 +82,10 @@ class RunSummary:
     adopted: int = 0
     unsettled: int = 0  # jobs whose requests kept failing this run; the next run settles them
     failures: dict[str, int] = field(default_factory=dict)
+    reasons: dict[str, int] = field(default_factory=dict)  # failures of this run by reason
+    refused: int = 0  # jobs whose create got a refusal every job would share (recorded `refused`)
+    not_submitted: int = 0  # jobs this run did not send once it stopped (left as they were)
+    stopped: Refusal | None = None  # why the batch stopped sending creates, if it did
 
     @property
     def all_finished(self) -> bool:
@@ -137,6 +145,7 @@ class Runner:
         )
         async with trio.open_nursery() as background:
             self._nursery = background
+            background.start_soon(watch_overdue, self._pollers, self._emit)  # JobsOverdue on change
             async with trio.open_nursery() as work:
                 if self._options.delete_after_download:
                     # Finished in an earlier run that stopped before its cleanup: delete them now.
@@ -149,6 +158,7 @@ class Runner:
                     await self._limiter.acquire(borrower)
                     work.start_soon(self._job_task, job, action, borrower)
             background.cancel_scope.cancel()
+        self.summary.stopped = self._submitter.breaker.tripped
         return self.summary
 
     def _poller(self, model_id: str) -> Poller:
@@ -163,6 +173,10 @@ class Runner:
     async def _job_task(self, job: Job, action: Action, borrower: object) -> None:
         try:
             await self._process(job, action)
+        except JobRefusedError:
+            self.summary.refused += 1
+        except BatchStoppedError:
+            self.summary.not_submitted += 1
         except errors.ApiError as exc:
             # Retries are spent on one job's request: its ledger state is safe to resume from, so the batch goes
             # on and the next run settles this job.
@@ -297,6 +311,7 @@ class Runner:
         self._store.discard_job(job.key)  # images an attempt verified before another failed are not the job's
         self.summary.failed += 1
         self.summary.failures[stage.value] = self.summary.failures.get(stage.value, 0) + 1
+        self.summary.reasons[reason] = self.summary.reasons.get(reason, 0) + 1
         self._emit(JobFailed(job.key, stage.value, reason))
 
     async def _time_out(self, job: Job, inference_id: str) -> None:

@@ -6,6 +6,10 @@ The API has no idempotency key, so a create whose answer is lost may or may not 
 - **Refusals are definite.** A 4xx (400 with the server's messages, 402, 404 `Model not found`...) never made a
   job: it fails the job at once. So does a create that provably never acted on the server (`provably_unserved`:
   no connection, 429, 503, already retried by the client's policy). Nothing is listed for them.
+- **Refusals every job would share stop the batch once** (`leapbatch.run.refusal`: 404, 402, 401/403, no
+  connection, the same 400 again and again): the job is recorded `refused` (not failed; the 400s fail), the
+  `Breaker` trips, and no later create is sent in this run (`BatchStoppedError`, before any intent). Until one
+  create of a model has succeeded in this run, its creates go one at a time, so such a refusal costs one create.
 - **Unknown outcomes are settled, not re-posted in haste.** Any other failure, or an intent left by a crash, is
   looked for by request fingerprint among the model's jobs the server stamped after the intent: the intent's time
   moved onto the server's clock as its own answers taught it (`ServerClock`: `Date` headers, the `createdAt` of
@@ -29,7 +33,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from contextlib import aclosing
+from contextlib import AbstractAsyncContextManager, aclosing, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -41,8 +45,9 @@ from leapbatch.api.retry import provably_unserved
 from leapbatch.crashpoints import crashpoint
 from leapbatch.events import EventSink, JobSubmitted, Notice
 from leapbatch.folder.ledger import Ledger, now
-from leapbatch.folder.records import IntentRecord, SubmittedRecord
+from leapbatch.folder.records import IntentRecord, RefusedRecord, SubmittedRecord
 from leapbatch.jobs import Job, entity_fingerprint
+from leapbatch.run.refusal import Breaker, Refusal, RefusalKind
 from leapbatch.run.resume import Action
 from leapbatch.wire import InferenceEntity
 
@@ -69,6 +74,18 @@ class CreateFailedError(Exception):
     def __init__(self, reason: str, status: int | None, attempts: int) -> None:
         super().__init__(reason)
         self.reason, self.status, self.attempts = reason, status, attempts
+
+
+class JobRefusedError(Exception):
+    """Raised when the job's create got a refusal every job would share: recorded `refused`, the batch stops."""
+
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(refusal.message)
+        self.refusal = refusal
+
+
+class BatchStoppedError(Exception):
+    """Raised instead of a create once the batch has stopped (see `leapbatch.run.refusal`): nothing was recorded."""
 
 
 class CreateUnsettledError(errors.ApiError):
@@ -103,6 +120,9 @@ class Submitter:
         self._emit = events
         self._settle_window = settle_window
         self._locks: defaultdict[tuple[str, str], trio.Lock] = defaultdict(trio.Lock)
+        self.breaker = Breaker()
+        self._first_contact: defaultdict[str, trio.Lock] = defaultdict(trio.Lock)
+        self._proven: set[str] = set()  # models with a create accepted in this run: their creates go in parallel
 
     async def ensure_submitted(self, job: Job, action: Action) -> Submitted:
         """Return the remote job of `job`: the one on record (POLL), one adopted (RECONCILE), or a new one."""
@@ -125,8 +145,15 @@ class Submitter:
             raise self._unsettled(job, "an earlier run's create")
         return await self._create(job)
 
-    async def _create(self, job: Job) -> Submitted:
-        for attempt in range(1, MAX_CREATE_ATTEMPTS + 1):
+    def _gate(self, model_id: str) -> AbstractAsyncContextManager[object]:
+        """Return the lock a create of `model_id` holds until one such create was accepted, then no lock."""
+        return nullcontext() if model_id in self._proven else self._first_contact[model_id]
+
+    async def _send(self, job: Job) -> tuple[IntentRecord, InferenceEntity | errors.ApiError]:
+        """Write the intent and send one create (unless the batch stopped); return the entity or the API error."""
+        async with self._gate(job.model_id):
+            if self.breaker.tripped is not None:
+                raise BatchStoppedError(self.breaker.tripped.message)
             intent = IntentRecord(
                 t=now(),
                 key=job.key,
@@ -139,7 +166,35 @@ class Submitter:
             crashpoint("after-intent")
             try:
                 entity = await self._client.create(job.model_id, job.request)
+            except errors.KeyRefusedError as exc:
+                self._refused(job, exc)
+                raise
             except errors.ApiError as exc:
+                if (refusal := self._refused(job, exc)) is not None:
+                    raise JobRefusedError(refusal) from None
+                return intent, exc
+            self._proven.add(job.model_id)
+            self.breaker.created(job.model_id)
+            return intent, entity
+
+    def _refused(self, job: Job, exc: errors.LeapbatchError) -> Refusal | None:
+        """Note a refused create; record the job `refused` and return the refusal if every job would share it."""
+        first = self.breaker.tripped is None
+        refusal = self.breaker.refused(job.model_id, exc)
+        if refusal is None:
+            return None
+        if first and refusal.kind is not RefusalKind.KEY:  # a refused key ends the run at once, saying so
+            self._emit(Notice(f"no more creates in this run: {refusal.message}"))
+        if refusal.kind is RefusalKind.REQUEST:
+            return None  # a 400 is this job's request refused: it fails, and the batch stops
+        self._ledger.append(RefusedRecord(t=now(), key=job.key, reason=refusal.message, http_status=refusal.status))
+        return refusal
+
+    async def _create(self, job: Job) -> Submitted:
+        for attempt in range(1, MAX_CREATE_ATTEMPTS + 1):
+            intent, answer = await self._send(job)
+            if isinstance(answer, errors.ApiError):
+                exc = answer
                 status = errors.status_of(exc)
                 if isinstance(exc, errors.BadRequestError):
                     raise CreateFailedError("; ".join(exc.messages), status, attempt) from None
@@ -155,7 +210,7 @@ class Submitter:
                     raise CreateFailedError(exc.message, status, attempt) from None
                 continue
             crashpoint("before-submitted")
-            return self._check_and_record(job, entity)
+            return self._check_and_record(job, answer)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _check_and_record(self, job: Job, entity: InferenceEntity) -> Submitted:

@@ -17,6 +17,7 @@ from leapbatch.folder.records import (
     ImageRecord,
     IntentRecord,
     Record,
+    RefusedRecord,
     RunRecord,
     SubmittedRecord,
 )
@@ -61,6 +62,11 @@ def finished(inference_id: str, images: int = 1, key: str = KEY) -> FinishedReco
 def failed(stage: FailStage, inference_id: str | None = None, key: str = KEY) -> FailedRecord:
     """Return the record that `key` failed at `stage`."""
     return FailedRecord(t=3.0, key=key, stage=stage, reason="it broke", inference_id=inference_id)
+
+
+def refused(key: str = KEY) -> RefusedRecord:
+    """Return the record that the create of `key` was refused for a reason every job shares."""
+    return RefusedRecord(t=3.0, key=key, reason="HTTP 402: billing limit", http_status=402)
 
 
 def deleted(inference_id: str, key: str = KEY) -> DeletedRecord:
@@ -193,6 +199,16 @@ GEN, DOWN, TIMEOUT, CREATE = FailStage.GENERATE, FailStage.DOWNLOAD, FailStage.T
             Facts(Phase.SUBMITTED, "a"),
             id="records-of-other-keys-leave-it-alone",
         ),
+        pytest.param([intent(), refused()], Facts(Phase.REFUSED), id="refused"),
+        pytest.param(
+            [intent(), submitted("a"), intent(), refused()],
+            Facts(Phase.REFUSED, orphans=("a",), intents=2),
+            id="refused-keeps-the-earlier-attempts-orphans",
+        ),
+        pytest.param(
+            [intent(), submitted("a"), refused()], Facts(Phase.SUBMITTED, "a"), id="refused-after-submitted-is-ignored"
+        ),
+        pytest.param([intent(), refused(), intent()], Facts(Phase.INTENT, intents=2), id="intent-after-refused"),
         pytest.param([run(local=True), intent()], Facts(Phase.INTENT, local=True), id="local-intent"),
         pytest.param(
             [run(local=True), intent(), submitted("a"), finished("a")],
@@ -287,6 +303,7 @@ ALPHABET: dict[str, Record] = {
     "submitted-b": submitted("b"),
     "finished-a": finished("a"),
     "failed-create": failed(CREATE),
+    "refused": refused(),
     "failed-download-a": failed(DOWN, "a"),
     "deleted-a": deleted("a"),
     "deleted-b": deleted("b"),
@@ -330,6 +347,17 @@ def failed_has_a_failure(job: JobState) -> bool:
     return job.phase is not Phase.FAILED or (job.failure is not None and not job.images)
 
 
+def refused_made_nothing(job: JobState) -> bool:
+    """Return whether a `refused` job has a refusal and no id, failure, images, nor deleted flag."""
+    return job.phase is not Phase.REFUSED or (
+        job.refusal is not None
+        and job.inference_id is None
+        and job.failure is None
+        and not job.images
+        and not job.deleted
+    )
+
+
 def current_id_is_no_orphan(job: JobState) -> bool:
     """Return whether the current inference id is absent from the orphans."""
     return job.inference_id is None or job.inference_id not in job.orphans
@@ -352,6 +380,7 @@ def deleted_has_an_id(job: JobState) -> bool:
         pytest.param(submitted_has_an_id_only, id="submitted-has-an-id-no-failure-no-images"),
         pytest.param(finished_has_images, id="finished-has-an-id-images-no-failure"),
         pytest.param(failed_has_a_failure, id="failed-has-a-failure-no-images"),
+        pytest.param(refused_made_nothing, id="refused-has-a-refusal-nothing-else"),
         pytest.param(current_id_is_no_orphan, id="current-id-never-an-orphan"),
         pytest.param(local_is_never_remote, id="local-never-remote-exists"),
         pytest.param(deleted_has_an_id, id="deleted-only-with-an-id"),
@@ -374,6 +403,7 @@ def test_the_walk_reaches_every_documented_row() -> None:
         (Phase.FINISHED, True),
         (Phase.FAILED, False),
         (Phase.FAILED, True),
+        (Phase.REFUSED, False),
     }
 
     assert expected == {(facts.phase, facts.deleted) for facts in reached()}

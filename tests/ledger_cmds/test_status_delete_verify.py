@@ -168,7 +168,8 @@ async def test_status_reports_the_folder_and_works_during_a_run(tmp_path: Path, 
         done = await leapbatch("status", out, "--json", handle=handle)
     assert 0 == done.returncode, done.stderr.decode()
     report = json.loads(done.stdout)
-    assert {"total": JOBS, "intent": 0, "submitted": 0, "finished": JOBS, "failed": 0} == report["jobs"]
+    zero = {"intent": 0, "submitted": 0, "failed": 0, "refused": 0, "pruned": 0}
+    assert {"total": JOBS, "finished": JOBS, **zero} == report["jobs"]
     assert (JOBS, JOBS, 0, 0) == tuple(report["images"][k] for k in ("recorded", "on_disk", "missing", "untracked"))
     assert {"present": JOBS, "present_finished": JOBS, "orphans": 0, "deleted": 0} == report["remote"]
     assert {"poll": 0, "reconcile": 0, "create": 0, "kept_failed": 0} == report["resume"]
@@ -203,7 +204,7 @@ async def test_an_edited_manifest_runs_only_its_new_jobs(tmp_path: Path, start_e
     assert 0 == done.returncode, done.stderr.decode()
     assert JOBS + 2 == handle.stats()["jobs"]["created"]
     results = json.loads((out / "results.json").read_text())
-    assert (JOBS, 2) == (results["jobs_total"], sum(1 for job in results["jobs"] if not job["in_manifest"]))
+    assert (JOBS, JOBS, 2) == (results["jobs_total"], len(results["jobs"]), results["not_in_manifest"])
 
 
 async def test_delete_and_repair_refuse_a_folder_made_on_another_server(

@@ -137,7 +137,7 @@ async def test_every_command_survives_a_stdout_that_cannot_encode_its_text(
         ("plan", manifest),
         ("plan", "--json", manifest),
         ("schema",),
-        ("run", "--local", "--plain", "--speed", "1000", manifest),
+        ("run", "--local", "--plain", "--speed", "1000", "--out", out, manifest),
         ("status", out),
         ("status", "--json", out),
         ("verify", out),
@@ -188,7 +188,10 @@ async def test_a_manifest_path_that_is_not_utf8_runs(tmp_path: Path, cli: Cli) -
     manifest = tmp_path / NOT_UTF8
     manifest.write_text(UNICODE_MANIFEST + f"output: {{dir: {json.dumps(str(tmp_path / 'out'))}}}\n")
 
-    done = await leapbatch(cli, "run", "--local", "--quiet", "--speed", "1000", manifest, PYTHONIOENCODING="utf-8")
+    out = ("--out", tmp_path / "out")  # --local alone writes to output.dir + "-local"
+    done = await leapbatch(
+        cli, "run", "--local", "--quiet", "--speed", "1000", *out, manifest, PYTHONIOENCODING="utf-8"
+    )
 
     err = done.stderr.decode()
     assert (EXIT_OK, False) == (done.returncode, "Traceback" in err), err

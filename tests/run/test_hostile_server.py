@@ -348,3 +348,29 @@ async def test_a_job_findone_keeps_calling_gone_but_the_listing_shows_is_not_fai
     outcome = await run_against(emulator, tmp_path, make_jobs(2), options=RunOptions(speed=1000.0, list_threshold=100))
 
     assert (2, 0) == (outcome.summary.finished, outcome.summary.failed)
+
+
+@dataclass(frozen=True)
+class ThrottleFor:
+    """A 429 asking the client to wait `seconds` (a fault of our own: the emulator's throttle draws its styles)."""
+
+    seconds: int
+    name: str = "throttle_for"
+    loses_reply: bool = False
+
+    async def apply(self, request: Request, handler: Handler) -> Reply:
+        """Refuse with Retry-After."""
+        return error_reply(429, "ThrottlerException: Too Many Requests", headers=(("Retry-After", str(self.seconds)),))
+
+
+async def test_jobs_that_finish_while_a_sweep_sleeps_past_their_deadline_are_finished_not_timed_out(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """Every listing answers 429 with Retry-After 120, so the sweep sleeps past the 60 s job timeout while the jobs
+    finish on the server. One last findOne before a job is given up sees them finished: none is failed or deleted."""
+    emulator = Emulator(EmulatorConfig(speed=1000.0, faults=OnRoutes({"list": Always(ThrottleFor(120))})))
+
+    outcome = await run_against(emulator, tmp_path, make_jobs(4), options=RunOptions(speed=1000.0, job_timeout=60))
+
+    assert (4, 0) == (outcome.summary.finished, outcome.summary.failed)
+    assert 0 == emulator.stats()["jobs"]["deleted"]

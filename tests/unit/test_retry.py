@@ -309,15 +309,18 @@ def test_what_ends_a_streak(interruption: errors.ApiError | None, expected_strea
 
 
 async def test_a_dead_server_ends_the_request_after_a_minute(autojump_clock: trio.testing.MockClock) -> None:
-    """Against a refused port the policy gives up at the first failure past 60 s, not before and not never."""
+    """Against a refused port the policy gives up at the first failure past 60 s, not before and not never, naming
+    the host and the path."""
     attempt = Script(refused())
-    policy = SafeRetry(max_attempts=100, base_delay=1.0, max_delay=8.0, rng=UpperBound())
+    policy = SafeRetry(max_attempts=100, base_delay=1.0, max_delay=8.0, rng=UpperBound(), origin="https://api.x")
 
     with pytest.raises(errors.ApiUnavailableError) as caught:
         await policy.run("GET", PATH, attempt)
 
     assert [0.0, 1.0, 3.0, 7.0, 15.0, 23.0, 31.0, 39.0, 47.0, 55.0, 63.0] == attempt.calls
-    assert f"the API at {PATH} did not answer: 11 requests failed in a row over 63 s" in caught.value.message
+    assert f"the API at https://api.x{PATH} did not answer: 11 requests failed in a row over 63 s" in (
+        caught.value.message
+    )
     assert isinstance(caught.value.__cause__, errors.ConnectError)
 
 

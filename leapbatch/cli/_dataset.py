@@ -1,0 +1,67 @@
+"""Which manifest a folder's dataset follows: the one its last `run` recorded, if that file is still the same.
+
+A `run` record names its manifest (`manifest_path`, as given on the command line, so a relative path is read from
+the current folder) and its `manifest_sha256`. The dataset is that manifest's jobs. `status`, `verify` and `prune`
+read it back: when the file is missing, unreadable, no longer a valid manifest, or its sha256 differs from the
+recorded one, which jobs it lists cannot be told (`DatasetManifest.keys` is None and `why` says why). Only `run`
+records count: `delete` and `prune --remote` records name no manifest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from leapbatch.errors import ManifestError, UsageError
+from leapbatch.folder.records import RunRecord
+from leapbatch.folder.state import LedgerState
+from leapbatch.folder.status import DatasetManifest
+from leapbatch.jobs import Job
+from leapbatch.manifest import Manifest, load_manifest
+from leapbatch.manifest.expand import expand
+
+
+@dataclass(frozen=True, slots=True)
+class RunManifest:
+    """A manifest read back for a folder: its jobs when it could be read, and the `DatasetManifest` status shows."""
+
+    dataset: DatasetManifest
+    manifest: Manifest | None = None
+    jobs: list[Job] = field(default_factory=list)
+
+
+def last_run(state: LedgerState) -> RunRecord | None:
+    """Return the folder's last `run` record (not a `delete` or `prune` one), or None."""
+    runs = [record for record in state.runs if record.command == "run"]
+    return runs[-1] if runs else None
+
+
+def unknown(path: str | None, why: str) -> RunManifest:
+    """Return a manifest whose jobs cannot be told, and why."""
+    return RunManifest(DatasetManifest(path, None, why))
+
+
+def read_manifest(path: Path) -> RunManifest:
+    """Load and expand the manifest at `path` (a `UsageError` or `ManifestError` if it is no manifest)."""
+    manifest = load_manifest(path)
+    jobs = expand(manifest).jobs
+    return RunManifest(DatasetManifest(str(path), frozenset(job.key for job in jobs)), manifest, jobs)
+
+
+def last_run_manifest(state: LedgerState) -> RunManifest:
+    """Return the manifest of the folder's last run if its file is still the one recorded, else why not."""
+    record = last_run(state)
+    if record is None:
+        return unknown(None, "no run is recorded")
+    if record.manifest_path is None or record.manifest_sha256 is None:
+        return unknown(record.manifest_path, "the last run recorded no manifest")
+    shown = record.manifest_path
+    try:
+        found = read_manifest(Path(record.manifest_path))
+    except UsageError:
+        return unknown(shown, f"the last run's manifest {shown} cannot be read here")
+    except ManifestError:
+        return unknown(shown, f"the last run's manifest {shown} changed since (it is no longer valid)")
+    if found.manifest is None or found.manifest.source_sha256 != record.manifest_sha256:
+        return unknown(shown, f"the last run's manifest {shown} changed since (its sha256 differs)")
+    return found
