@@ -135,8 +135,9 @@ def _dropped_lines(report: dict[str, Any]) -> list[str]:
     if not dropped["jobs"]:
         return [f"not in the manifest: none (every job is in {dropped['manifest']}){done}"]
     return [
-        f"not in the manifest: {dropped['jobs']} jobs ({dropped['images']} images, {dropped['remote']} still on the "
-        f"server) are no longer in {dropped['manifest']}{done}; `leapbatch prune {report['folder']}` removes them"
+        f"not in the manifest: {plural(dropped['jobs'], 'job')} ({plural(dropped['images'], 'image')}, "
+        f"{dropped['remote']} still on the server) no longer in {dropped['manifest']}{done}; "
+        f"`leapbatch prune {report['folder']}` removes them"
     ]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from leapbatch.errors import plural
 from leapbatch.manifest.expand import Expansion
 from leapbatch.manifest.template import printable
 from leapbatch.wire import expected_generation_seconds
@@ -62,17 +63,22 @@ def duration(seconds: float) -> str:
 
 def render(summary: dict[str, Any]) -> list[str]:
     """Return the lines of a plan for people, from `summarize`'s dict; text from the manifest is shown escaped."""
-    lines = [f"{summary['jobs']:,} jobs, {summary['images']:,} images"]
+    lines = [f"{plural(summary['jobs'], 'job', grouped=True)}, {plural(summary['images'], 'image', grouped=True)}"]
     if summary["combinations"]:
         lines.append(
             f"  from {summary['combinations']:,} combinations: {summary['excluded']:,} excluded, "
-            f"{summary['duplicates']:,} duplicates collapsed, {summary['sampled_out']:,} sampled out; "
+            f"{plural(summary['duplicates'], 'duplicate', grouped=True)} collapsed, "
+            f"{summary['sampled_out']:,} sampled out; "
             f"{summary['included']:,} included"
         )
     else:
-        lines.append(f"  from {summary['included']:,} include entries, {summary['duplicates']:,} duplicates collapsed")
+        lines.append(
+            f"  from {plural(summary['included'], 'include entry', 'include entries', grouped=True)}, "
+            f"{plural(summary['duplicates'], 'duplicate', grouped=True)} collapsed"
+        )
     for model, totals in summary["models"].items():
-        lines.append(f"  model {printable(model)}: {totals['jobs']:,} jobs, {totals['images']:,} images")
+        jobs, images = plural(totals["jobs"], "job", grouped=True), plural(totals["images"], "image", grouped=True)
+        lines.append(f"  model {printable(model)}: {jobs}, {images}")
     if summary["axes"]:
         lines.append("  axes:")
         width = max(len(name) for name in summary["axes"])
