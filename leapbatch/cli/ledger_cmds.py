@@ -97,7 +97,8 @@ def _retry_after_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _folder(text: str) -> Path:
+def output_folder(text: str) -> Path:
+    """Return OUT as a path once it holds a ledger (else a UsageError: not the output folder of a run)."""
     out = Path(text)
     if not os.path.lexists(out / LEDGER_NAME):
         raise UsageError(
@@ -109,7 +110,7 @@ def _folder(text: str) -> Path:
 
 def handle_status(args: argparse.Namespace) -> int:
     """Print the status of a folder."""
-    out = _folder(args.out)
+    out = output_folder(args.out)
     state = read_ledger(out)
     report = status_report(out, state, folder_usage(out), tally(state), last_run_manifest(state).dataset)
     if args.json:
@@ -142,7 +143,7 @@ def _confirm(count: int, out: Path) -> bool:
 
 def handle_delete(args: argparse.Namespace) -> int:
     """Delete the remote jobs of a folder."""
-    out = _folder(args.out)
+    out = output_folder(args.out)
     with open_folder(out) as ledger:
         plan = plan_deletes(out, ledger.state, include_failed=args.include_failed, force=args.force)
         _describe_plan(plan)
@@ -182,7 +183,7 @@ async def _delete_all(
 
 def handle_verify(args: argparse.Namespace) -> int:
     """Verify (and optionally repair) a folder."""
-    out = _folder(args.out)
+    out = output_folder(args.out)
     restored = 0
     if args.repair:
         with open_folder(out) as ledger:

@@ -9,7 +9,6 @@ remote jobs under `delete`'s rules (the folder's server, the key from the enviro
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -22,11 +21,11 @@ from leapbatch.cli import signals
 from leapbatch.cli._api import retrying_client, settings_for_folder
 from leapbatch.cli._common import SubParsers, number, say, show
 from leapbatch.cli._dataset import RunManifest, last_run_manifest, read_manifest
-from leapbatch.cli.ledger_cmds import API_BURST, API_RPS
+from leapbatch.cli.ledger_cmds import API_BURST, API_RPS, output_folder
 from leapbatch.errors import EXIT_OK, EXIT_SOME_FAILED, UsageError, plural
 from leapbatch.events import discard
 from leapbatch.folder.images import ImageStore
-from leapbatch.folder.ledger import LEDGER_NAME, Ledger, now, open_folder
+from leapbatch.folder.ledger import Ledger, now, open_folder
 from leapbatch.folder.records import RunRecord
 from leapbatch.folder.results import write_results
 from leapbatch.folder.state import LedgerState, Phase
@@ -78,16 +77,6 @@ def register(sub: SubParsers) -> None:
     parser.set_defaults(handler=handle_prune)
 
 
-def _folder(text: str) -> Path:
-    out = Path(text)
-    if not os.path.lexists(out / LEDGER_NAME):
-        raise UsageError(
-            f"{out} has no {LEDGER_NAME}: not the output folder of a run",
-            hint="pass the folder `leapbatch run` wrote to (outputs/<name> by default)",
-        )
-    return out
-
-
 def _manifest(args: argparse.Namespace, state: LedgerState) -> tuple[Manifest, RunManifest]:
     found = read_manifest(args.manifest) if args.manifest is not None else last_run_manifest(state)
     if found.manifest is None:
@@ -130,7 +119,7 @@ def _confirm(plan: PrunePlan, targets: list[Target], found: RunManifest, out: Pa
 
 def handle_prune(args: argparse.Namespace) -> int:
     """Prune the jobs the manifest no longer has (and, with --remote, their remote jobs)."""
-    out = _folder(args.out)
+    out = output_folder(args.out)
     with open_folder(out) as ledger:
         manifest, found = _manifest(args, ledger.state)
         plan = plan_prune(ledger.state, {job.key for job in found.jobs})

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import trio
 from cli_support import Cli
 
 from leapbatch.cli import main
@@ -31,14 +29,7 @@ params: {width: 64, height: 64, steps: 5}
 
 async def leapbatch(*args: str | Path, env: dict[str, str]) -> subprocess.CompletedProcess[bytes]:
     """Run the CLI (stdin empty) and return the finished process."""
-    return await trio.run_process(
-        [sys.executable, "-m", "leapbatch", *map(str, args)],
-        env=env,
-        stdin=b"",
-        capture_stdout=True,
-        capture_stderr=True,
-        check=False,
-    )
+    return await Cli()(*args, env=env)
 
 
 @pytest.mark.parametrize(
