@@ -121,7 +121,10 @@ async def wait_for_submitted(out: Path, count: int) -> None:
 async def test_ctrl_c_then_run_again_resumes_without_paying_twice(
     cli: Cli, tmp_path: Path, start_emulator: StartEmulator
 ) -> None:
-    """Ctrl-C part-way exits 130 with a consistent ledger; running again finishes with one create per job."""
+    """Ctrl-C part-way exits 130 with a consistent ledger; running again finishes with one create per job.
+
+    The child gets SIGINT at its default, as a terminal's process does: a suite started in the background by a
+    shell without job control inherits SIGINT ignored, and Python then keeps it ignored (no KeyboardInterrupt)."""
     handle = await start_emulator(EmulatorConfig(speed=5.0))
     out = tmp_path / "o"
     env = cli.env(handle)
@@ -129,6 +132,7 @@ async def test_ctrl_c_then_run_again_resumes_without_paying_twice(
         [sys.executable, "-m", "leapbatch", "run", str(EXAMPLE), "--out", str(out), "--plain"],
         env=env,
         stderr=-1,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     with trio.fail_after(30):
         await wait_for_submitted(out, 3)
