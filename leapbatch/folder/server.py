@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from leapbatch.folder.records import RunRecord
 from leapbatch.folder.state import LedgerState, Phase
-from leapbatch.wire import origin as origin  # one parse of base URLs, shared with the API's settings; re-exported
+from leapbatch.wire import origin  # one parse of base URLs, shared with the API's settings
 
 
 @dataclass(frozen=True, slots=True)

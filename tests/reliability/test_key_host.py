@@ -32,7 +32,7 @@ from hypercorn.trio import serve
 
 from leapbatch.emulator import EmulatorHandle
 from leapbatch.folder.ledger import LEDGER_NAME, read_ledger
-from leapbatch.folder.server import origin
+from leapbatch.wire import origin
 
 StartEmulator = Callable[..., Awaitable[EmulatorHandle]]
 KEY = "sk-key-host-5ca1ab1e"
