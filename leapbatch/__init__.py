@@ -7,7 +7,7 @@
 #                                           |
 #                                          api/ (Leap over HTTP)
 #
-#   errors, wire, jobs, events, crashpoints   leaves: no network, disk or clock; everything may import them
+#   errors, wire, jobs, events, crashpoints, pricing   leaves: no network, disk or clock; everything may import them
 #   manifest/   YAML file -> checked Manifest -> jobs, plan summaries (the only yaml importer)
 #   api/        Leap over HTTP: client, retry, backoff, rate limits, streamed downloads (httpx lives here)
 #   folder/     the output folder's on-disk contract: ledger, records + fold, images, atomic files, results,

@@ -46,6 +46,7 @@ EXIT_USAGE = 2
 EXIT_LOCKED = 3
 EXIT_LEDGER_CORRUPT = 4
 EXIT_API_UNAVAILABLE = 5
+EXIT_BUDGET_REACHED = 6  # a budget cap stopped the creates: raise it and run again
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a process Ctrl-C ended
 EXIT_SIGNAL_BASE = 128  # `Terminated` exits 128 + its signal number: 143 for SIGTERM, 129 for SIGHUP
 
@@ -90,6 +91,16 @@ class UsageError(LeapbatchError):
     """Raised when a command line, setting or environment variable is wrong."""
 
     exit_code = EXIT_USAGE
+
+
+class NotConfirmedError(UsageError):
+    """Raised when a run's cost needs a consent it does not have (or grew past the one given): nothing was sent."""
+
+
+class BudgetReachedError(LeapbatchError):
+    """Raised when a budget cap kept creates from being sent: the run finished what was in flight, then stopped."""
+
+    exit_code = EXIT_BUDGET_REACHED
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import cast
 
 from leapbatch.cli._common import SubParsers, count, print_json, show
+from leapbatch.cli.costs import add_money_options, caps_of, estimate, price_of
 from leapbatch.errors import ManifestError, Problem, UsageError, plural
 from leapbatch.folder.ledger import LEDGER_NAME, read_ledger
 from leapbatch.manifest import Manifest, json_schema, load_manifest
@@ -25,7 +26,10 @@ exit codes: 0 all valid, 2 any invalid"""
 PLAN_HELP = """\
 Show what a manifest will do, without running it: jobs and images in total and per model, how many of each
 axis value, combinations excluded, duplicates collapsed and jobs sampled out, an estimate of generation time,
-and the first few prompts. `--json` prints one JSON object instead (its shape is in docs/manifest.md)."""
+an estimate of the cost (total, per model and per axis value, at the manifest's `pricing:` or --price, and
+whether the budget admits it), and the first few prompts. With an output folder, only what a run would create
+costs: finished jobs cost nothing, and jobs in flight or with an unknown create are counted as already spent.
+`--json` prints one JSON object instead (its shape is in docs/manifest.md)."""
 
 SCHEMA_HELP = """\
 Print the JSON Schema of the manifest format, for editors that complete and check YAML:
@@ -54,6 +58,10 @@ def register(sub: SubParsers) -> None:
         metavar="DIR",
         help="compare with the ledger of this output folder (default: the manifest's output.dir, if it has one)",
     )
+    plan.add_argument(
+        "--retry-failed", action="store_true", help="price failed jobs too, as `run --retry-failed` creates them again"
+    )
+    add_money_options(plan)
     plan.set_defaults(handler=run_plan)
 
     schema = sub.add_parser(
@@ -92,16 +100,19 @@ def run_plan(args: argparse.Namespace) -> int:
         raise UsageError("--examples must be 0 or more")
     manifest, expansion = _load(args.file)
     limits = manifest.limits
+    out = args.out or manifest.output_dir
+    diff = None
+    state = read_ledger(out) if os.path.lexists(out / LEDGER_NAME) else None
+    if state is not None:
+        diff = {"folder": str(out), **ledger_diff(classify(expansion.jobs, state, retry_failed=args.retry_failed))}
+    cost = estimate(expansion, state, price_of(manifest, args), caps_of(manifest, args), retry_failed=args.retry_failed)
     summary = plans.summarize(
         expansion,
         max_in_flight=limits.max_in_flight,
         requests_per_second=limits.requests_per_second,
+        cost=cost,
         examples=args.examples,
     )
-    out = args.out or manifest.output_dir
-    diff = None
-    if os.path.lexists(out / LEDGER_NAME):
-        diff = {"folder": str(out), **ledger_diff(classify(expansion.jobs, read_ledger(out)))}
     if args.json:
         print_json(
             {
@@ -114,7 +125,7 @@ def run_plan(args: argparse.Namespace) -> int:
         )
         return 0
     show(f"{args.file} ({manifest.name} -> {out}/)")
-    for line in plans.render(summary):
+    for line in plans.render(summary, folder=None if state is None else str(out)):
         show(line)
     if diff is not None:
         show(

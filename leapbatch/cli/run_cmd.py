@@ -20,11 +20,13 @@ from leapbatch.api.ratelimit import AdaptiveLimiter
 from leapbatch.cli import signals
 from leapbatch.cli._api import check_folder_server, configured_server, retrying_client
 from leapbatch.cli._common import SubParsers, limit, number, say
+from leapbatch.cli.consent import agree
+from leapbatch.cli.costs import add_money_options, caps_of, estimate, price_of
 from leapbatch.cli.emulator_cmd import DEFAULT_FAULT_DELAY, emulated
 from leapbatch.cli.local_waits import LOCAL_MAX_RETRY_AFTER, LOCAL_SETTLE_WINDOW, max_retry_after, settle_window
 from leapbatch.cli.progress import RunProgress
 from leapbatch.emulator import EmulatorConfig, serve_emulator
-from leapbatch.errors import EXIT_OK, EXIT_SOME_FAILED, ApiUnavailableError, UsageError, plural
+from leapbatch.errors import EXIT_OK, EXIT_SOME_FAILED, ApiUnavailableError, BudgetReachedError, UsageError, plural
 from leapbatch.folder.images import ImageStore, sweep_parts
 from leapbatch.folder.ledger import Ledger, now, open_folder
 from leapbatch.folder.records import RunRecord
@@ -51,8 +53,14 @@ bundled emulator of Leap's API on 127.0.0.1 and runs against it, for free."""
 EPILOG = """\
 files written: OUT/ledger.jsonl (append-only record), OUT/images/<job key>-<n>.png, OUT/results.json,
                OUT/metadata.jsonl (Hugging Face imagefolder metadata)
-exit codes: 0 all finished, 1 some failed, 2 bad manifest or usage, 3 output locked, 4 ledger corrupt,
-            5 API unavailable, 130 interrupted (Ctrl-C), 143 SIGTERM, 129 SIGHUP (both end as Ctrl-C does:
+money: before anything is sent, the run prints its cost estimate (`leapbatch plan` shows it in full). Above
+       budget.confirm_above it asks "Continue? [y/N]" on a terminal; elsewhere it needs --yes or
+       --confirm-cost TOTAL, and a plan that grew past what was confirmed asks again. Budget caps
+       (budget.max_usd, budget.max_images, --max-usd, --max-images) bound the folder's committed spend over all
+       its runs: the create that would cross one is not sent.
+exit codes: 0 all finished, 1 some failed, 2 bad manifest or usage (or the cost not confirmed), 3 output locked,
+            4 ledger corrupt, 5 API unavailable, 6 budget reached (the jobs in flight finished; raise the cap
+            and run again), 130 interrupted (Ctrl-C), 143 SIGTERM, 129 SIGHUP (both end as Ctrl-C does:
             results.json and metadata.jsonl written; run the same command again to resume)
 next: leapbatch status OUT, leapbatch verify OUT, leapbatch delete OUT"""
 
@@ -129,6 +137,17 @@ def register(sub: SubParsers) -> None:
         f"{SETTLE_WINDOW:g}, {LOCAL_SETTLE_WINDOW:g} with --local; cover the server's slowest commit and listing "
         "lag: shorter risks paying twice)",
     )
+    add_money_options(parser)
+    parser.add_argument(
+        "--yes", action="store_true", help="consent to this run's cost estimate without being asked (see money)"
+    )
+    parser.add_argument(
+        "--confirm-cost",
+        type=number("an amount", zero=True),
+        metavar="TOTAL",
+        help="run only if the folder's total cost (committed plus this run's estimate, as `plan` shows) is at most "
+        "TOTAL; a grown plan is refused (exit 2)",
+    )
     parser.add_argument("--plain", action="store_true", help="plain progress lines instead of a live display")
     parser.add_argument("--quiet", action="store_true", help="no progress output, only the final summary")
     parser.set_defaults(handler=handle)
@@ -189,8 +208,10 @@ def _target(args: argparse.Namespace) -> _Target:
 def handle(args: argparse.Namespace) -> int:
     """Run (or resume) a manifest and return the exit code."""
     manifest = load_manifest(Path(args.manifest))
-    jobs = expand(manifest).jobs
+    expansion = expand(manifest)
+    jobs = expansion.jobs
     target = _target(args)
+    price, caps = price_of(manifest, args), caps_of(manifest, args)
     out = Path(args.out) if args.out else default_out(manifest, local=args.local)
     limits = manifest.limits
     options = RunOptions(
@@ -199,6 +220,8 @@ def handle(args: argparse.Namespace) -> int:
         delete_after_download=manifest.cleanup.delete_remote == "after_download",
         speed=target.speed,
         settle_window=settle_window(args.settle_window, local=args.local),
+        caps=caps,
+        price=price,
     )
     with open_folder(out) as ledger:
         check_folder_server(out, ledger.state, configured_server(target.base_url), action="run")  # before anything
@@ -207,6 +230,8 @@ def handle(args: argparse.Namespace) -> int:
             say(f"note: the ledger's last line was torn (a crash); it was set aside in {ledger.set_aside}")
         if removed:
             say(f"note: removed {len(removed)} unfinished download(s) left by an earlier run")
+        cost = estimate(expansion, ledger.state, price, caps, retry_failed=args.retry_failed)
+        agree(args, manifest, len(jobs), cost, ledger)
         progress = RunProgress(sys.stderr, plain=True if args.plain else None, quiet=args.quiet)
         summary: RunSummary | None = None
         try:
@@ -263,6 +288,9 @@ async def _run(plan: _Plan, ledger: Ledger, progress: RunProgress) -> RunSummary
                 manifest_sha256=plan.manifest.source_sha256,
                 jobs=len(plan.jobs),
                 local=plan.target.base_url is None,
+                price=plan.options.price.to_json(),
+                max_usd=None if plan.options.caps.max_cost is None else float(plan.options.caps.max_cost),
+                max_images=plan.options.caps.max_images,
             )
         )
         limiter = AdaptiveLimiter(plan.max_in_flight)
@@ -326,6 +354,13 @@ def _report(summary: RunSummary | None, out: Path, elapsed: float, *, server: Se
         say(f"failed by stage: {stages}; details: leapbatch status {out}; resubmit with --retry-failed")
         for reason, count in sorted(summary.reasons.items(), key=lambda item: -item[1])[:TOP_REASONS]:
             say(f"  x{count}: {reason}")
+    if summary.budget is not None:
+        flag = "--max-usd" if summary.budget.key == "max_usd" else "--max-images"
+        raise BudgetReachedError(
+            f"budget reached: {plural(summary.over_budget, 'job')} left ({summary.budget.committed}); "
+            f"raise budget.{summary.budget.key} and run again",
+            hint=f"or pass {flag}; `leapbatch status {out}` shows what was spent",
+        )
     if server.local:
         say(f"next: leapbatch verify {out}  ·  leapbatch status {out}  (the emulator's jobs ended with the run)")
     else:

@@ -107,10 +107,12 @@ class ApiApp(_App):
 
     def _over_billing_limit(self, images: int) -> Reply | None:
         limit = self.state.config.billing_limit
-        if limit is None or self.state.images_made + images <= limit:
+        if limit is None or self.state.stats.images_made + images <= limit:
             return None
         self.state.stats.faults["billing_limit"] += 1
-        message = f"Billing limit reached: {self.state.images_made} of {limit} images used; raise it in your settings"
+        message = (
+            f"Billing limit reached: {self.state.stats.images_made} of {limit} images used; raise it in your settings"
+        )
         return error_reply(402, message)
 
     def _create(self, model_id: str, request: Request) -> Reply:

@@ -110,6 +110,7 @@ class Stats:
 
     requests: Counter[str] = field(default_factory=Counter)
     jobs_created: int = 0
+    images_made: int = 0  # what the account was billed for (numberOfImages of every job made); deletes give none back
     jobs_deleted: int = 0
     image_requests_with_authorization: int = 0
     webhooks_delivered: int = 0
@@ -127,6 +128,7 @@ class Stats:
                 "deleted": self.jobs_deleted,
                 "live": self.jobs_created - self.jobs_deleted,
             },
+            "images": {"made": self.images_made},
             "image_requests_with_authorization": self.image_requests_with_authorization,
             "webhooks": {"delivered": self.webhooks_delivered, "failed": self.webhooks_failed},
         }

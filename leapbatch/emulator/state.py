@@ -128,7 +128,6 @@ class EmulatorState:
         self._webhooks: list[tuple[float, int, Job]] = []  # heap of (ends, serial, job)
         self._serial = 0
         self._lagging = False  # whether any job was ever hidden from listings (the fast path skips the filter)
-        self.images_made = 0  # what the account was billed for; deletes give nothing back
         self._listeners: list[Callable[[], None]] = []
 
     def wall(self) -> datetime:
@@ -200,7 +199,7 @@ class EmulatorState:
             self._twins.setdefault(job.id, []).append(earlier)
         self._jobs[job.id] = job
         self.stats.jobs_created += 1
-        self.images_made += int(job.request["numberOfImages"])
+        self.stats.images_made += int(job.request["numberOfImages"])
         if job.webhook_url is not None and not job.stuck:
             heapq.heappush(self._webhooks, (job.ends, job.serial, job))
             for listener in self._listeners:

@@ -5,15 +5,19 @@ Every record is one JSON object on one line with a format version `v` and a `typ
 | type        | written                                        | carries                                         |
 |-------------|------------------------------------------------|-------------------------------------------------|
 | `run`       | when a run (or `delete`) opens the folder      | manifest path + sha256, tool version, base URL  |
-| `intent`    | fsynced **before** a create is sent            | job key, model, request as sent, fingerprint    |
+| `intent`    | fsynced **before** a create is sent            | job key, model, request as sent, fingerprint,   |
+|             |                                                | what it commits (`cost`, at the run's price)    |
 | `submitted` | after the create answered (or was adopted)     | inference id, whether it was adopted            |
 | `finished`  | after every image is verified and in place     | per image: index, uri, path, sha256, bytes, w, h|
-| `failed`    | when a job cannot finish                       | stage, reason, HTTP status, attempts            |
+| `failed`    | when a job cannot finish                       | stage, reason, HTTP status, attempts, whether   |
+|             |                                                | the server surely made no job (`no_job`)        |
 | `refused`   | the server refused the create for every job    | reason, HTTP status: no job was made, and the   |
 |             | (model, billing, key, unreachable): see submit | next run creates it again (it is not failed)    |
 | `deleted`   | after the remote job was deleted (or was gone) | inference id, outcome                           |
 | `pruned`    | by `prune`, **before** the job's files are     | key only: the job left the dataset; its remote  |
 |             | removed (the manifest no longer has the job)   | job (if any) is kept until `delete` removes it  |
+| `consent`   | when a run above the confirmation threshold    | the folder's total cost and job count the user  |
+|             | was confirmed (prompt, --yes, --confirm-cost)  | agreed to: a later run within them asks nothing |
 
 The API key is never in a record. `leapbatch.folder.state.fold` is the only interpretation of the records.
 """
@@ -46,6 +50,9 @@ class RunRecord(_Record):
     manifest_sha256: str | None = None
     jobs: int | None = None
     local: bool = False  # against the bundled emulator, whose jobs vanish with the run
+    price: dict[str, Any] | None = None  # the price its intents' costs were computed at (`Price.to_json`)
+    max_usd: float | None = None  # the budget caps in force (manifest or command line)
+    max_images: int | None = None
 
 
 class IntentRecord(_Record):
@@ -57,6 +64,8 @@ class IntentRecord(_Record):
     fingerprint: str
     request: dict[str, Any]
     variables: dict[str, Any] = Field(default_factory=dict)
+    cost: float | None = None  # what this create commits at the run's price (None: written before prices were)
+    free_images: int = 0  # of its images, how many the plan's included quota covered (they cost nothing)
 
 
 class SubmittedRecord(_Record):
@@ -111,6 +120,7 @@ class FailedRecord(_Record):
     inference_id: str | None = None
     http_status: int | None = None
     attempts: int = 1
+    no_job: bool = False  # the server refused the create (a definite answer) or never got it: nothing was spent
 
 
 class RefusedRecord(_Record):
@@ -138,6 +148,16 @@ class PrunedRecord(_Record):
     key: str
 
 
+class ConsentRecord(_Record):
+    """The user agreed that the folder may cost up to `total` (its currency) for up to `jobs` jobs."""
+
+    type: Literal["consent"] = "consent"
+    total: float
+    jobs: int
+    images: int
+    price: str  # `Price.label`, as the user saw it
+
+
 Record = Annotated[
     RunRecord
     | IntentRecord
@@ -146,7 +166,8 @@ Record = Annotated[
     | FailedRecord
     | RefusedRecord
     | DeletedRecord
-    | PrunedRecord,
+    | PrunedRecord
+    | ConsentRecord,
     Field(discriminator="type"),
 ]
 RECORD_ADAPTER: TypeAdapter[Record] = TypeAdapter(Record)

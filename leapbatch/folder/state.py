@@ -20,6 +20,8 @@ The legal states of one job (`tests/folder/test_state.py` walks every record seq
 - `local` is True when the job's latest intent or submitted record was written during a `run --local`: its remote
   job lived in an emulator that ended with the run, so it is never `remote_exists` and never an orphan.
 - `deleted` is set by a `deleted` record for the current id and cleared by a later `submitted` record.
+- `attempt` is what the job's latest create commits (`leapbatch.folder.spend`); `LedgerState.spend` tallies every
+  attempt of every job, earlier ones included, and `consent` is the latest `consent` record.
 - `pruned` (a job its manifest dropped, removed from the dataset by `leapbatch prune`) owns no file, but keeps its
   `inference_id`, `deleted`, `local` and `orphans`: a remote job it still has stays `remote_exists`, so `delete`
   can remove it. Only a new intent (the manifest lists the job again: it is created anew) ends the phase.
@@ -33,6 +35,7 @@ from enum import StrEnum
 from typing import Any
 
 from leapbatch.folder.records import (
+    ConsentRecord,
     DeletedRecord,
     FailedRecord,
     FinishedRecord,
@@ -44,6 +47,7 @@ from leapbatch.folder.records import (
     RunRecord,
     SubmittedRecord,
 )
+from leapbatch.folder.spend import Attempt, Spend
 
 
 class Phase(StrEnum):
@@ -77,6 +81,7 @@ class JobState:
     deleted: bool = False
     orphans: tuple[str, ...] = ()  # remote jobs of earlier attempts (e.g. before --retry-failed), not yet deleted
     local: bool = False  # submitted to the bundled emulator of a `run --local`: nothing remains remotely
+    attempt: Attempt | None = None  # the latest create's commitment (set by every intent)
 
     @property
     def remote_exists(self) -> bool:
@@ -91,6 +96,8 @@ class LedgerState:
     jobs: dict[str, JobState] = field(default_factory=dict)
     runs: list[RunRecord] = field(default_factory=list)
     owners: dict[str, str] = field(default_factory=dict)  # every inference id ever recorded -> its job's key
+    spend: Spend = field(default_factory=Spend)  # what every create committed (see leapbatch.folder.spend)
+    consent: ConsentRecord | None = None  # the latest cost the user agreed to
 
     def claimed_ids(self) -> set[str]:
         """Return every inference id some job already owns: current ids and earlier attempts' (never adopt one)."""
@@ -107,6 +114,9 @@ def apply(state: LedgerState, record: Record) -> None:
     if isinstance(record, RunRecord):
         state.runs.append(record)
         return
+    if isinstance(record, ConsentRecord):
+        state.consent = record
+        return
     if isinstance(record, IntentRecord):
         state.jobs[record.key] = _intent(state, record)
         return
@@ -114,7 +124,10 @@ def apply(state: LedgerState, record: Record) -> None:
     if job is None:
         return
     _note_owner(state, record)
-    state.jobs[record.key] = _next(state, job, record)
+    job = _next(state, job, record)
+    if job.attempt is not None:
+        job = replace(job, attempt=state.spend.charged(job.attempt, record))
+    state.jobs[record.key] = job
 
 
 def _intent(state: LedgerState, record: IntentRecord) -> JobState:
@@ -134,6 +147,7 @@ def _intent(state: LedgerState, record: IntentRecord) -> JobState:
         intents=previous.intents + 1 if previous else 1,
         orphans=orphans,
         local=bool(state.runs) and state.runs[-1].local,
+        attempt=state.spend.opened(Attempt.of(record)),
     )
 
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from leapbatch.errors import plural
 from leapbatch.folder.results import dropped_jobs
 from leapbatch.folder.state import JobState, LedgerState, Phase
+from leapbatch.pricing import money
 
 STATUS_VERSION = 1
 
@@ -109,8 +111,54 @@ def status_report(
             "kept_failed": resume.get("failed", 0),
         },
         "not_in_manifest": _not_in_manifest(state, dataset),
+        "spend": _spend(state),
         "disk_bytes": usage.total_bytes,
     }
+
+
+def _spend(state: LedgerState) -> dict[str, Any]:
+    """Return the report's `spend`: what the creates committed, and what the last run's caps leave."""
+    spend = state.spend.to_json()
+    run = next((run for run in reversed(state.runs) if run.command == "run"), None)
+    max_usd, max_images = (None, None) if run is None else (run.max_usd, run.max_images)
+    remaining_usd = None
+    if max_usd is not None:
+        remaining_usd = max(0.0, float(Decimal(repr(max_usd)) - state.spend.committed_cost))
+    remaining_images = None if max_images is None else max(0, max_images - spend["images"])
+    return {
+        **spend,
+        "price": None if run is None else run.price,
+        "budget": {
+            "max_usd": max_usd,
+            "max_images": max_images,
+            "remaining_usd": remaining_usd,
+            "remaining_images": remaining_images,
+        },
+    }
+
+
+def _spend_lines(report: dict[str, Any]) -> list[str]:
+    spend = report["spend"]
+    price = spend["price"] or {}
+    currency = price.get("currency", "USD")
+
+    def amount(value: float) -> str:
+        return money(Decimal(repr(value)), currency)
+
+    lines = [
+        f"spend: {amount(spend['spent']['cost'])} spent ({plural(spend['spent']['images'], 'image')} made), "
+        f"{amount(spend['cost'])} committed (with {plural(spend['unknown']['images'], 'image')} whose create has"
+        " no answer yet, counted as spent)" + (f"; at {price['label']}" if price else "")
+    ]
+    budget = spend["budget"]
+    left = []
+    if budget["max_usd"] is not None:
+        left.append(f"{amount(budget['remaining_usd'])} of {amount(budget['max_usd'])}")
+    if budget["max_images"] is not None:
+        left.append(f"{budget['remaining_images']:,} of {plural(budget['max_images'], 'image', grouped=True)}")
+    if left:
+        lines.append(f"budget: {' and '.join(left)} remaining (the last run's caps)")
+    return lines
 
 
 def _not_in_manifest(state: LedgerState, dataset: DatasetManifest) -> dict[str, Any]:
@@ -160,6 +208,7 @@ def status_lines(report: dict[str, Any]) -> list[str]:
         f"{remote['orphans']} from earlier attempts, {remote['deleted']} deleted"
     )
     lines += _dropped_lines(report)
+    lines += _spend_lines(report)
     lines.append(
         f"on resume: {resume['poll']} polled, {resume['reconcile']} settled by listing, {resume['create']} created, "
         f"{resume['kept_failed']} kept failed (--retry-failed resubmits them)"

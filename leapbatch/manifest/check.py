@@ -309,6 +309,18 @@ class _Checker(CheckerCore):
             message = f"holds a NUL character (\\x00) at character {at}: no file system takes one in a path"
             self.add(("output", "dir"), message, "remove it")
 
+    def pricing(self) -> None:
+        """Check `pricing`: one form of price (a preset, per_image or per_gpu_second), each with what it allows."""
+        pricing = self.spec.pricing
+        forms = [name for name in ("preset", "per_image", "per_gpu_second") if getattr(pricing, name) is not None]
+        if len(forms) > 1:
+            said, hint = f"set with `{forms[0]}`: a price has one form", "keep one of " + " and ".join(forms)
+            self.add(("pricing", forms[1]), said, hint)
+        elif pricing.preset is not None and pricing.currency != "USD":
+            self.add(("pricing", "currency"), "Leap's presets are priced in USD", "use `per_image` for your price")
+        elif pricing.per_gpu_second is not None and pricing.included_images_left:
+            self.add(("pricing", "included_images_left"), "a price per GPU second has no image quota", "remove it")
+
     def manifest(self, source_sha256: str, source_path: Path | None) -> Manifest:
         """Run every rule; return the Manifest or raise ManifestError."""
         spec = self.spec
@@ -334,6 +346,7 @@ class _Checker(CheckerCore):
                     ("vars", name), "not used by any template", f"use {{{name}}} in a template, or remove it", key=True
                 )
         self.output()
+        self.pricing()
         combinations = 1 if uses_matrix else 0
         for axis in axes:
             combinations *= axis.size

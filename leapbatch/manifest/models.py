@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -31,6 +32,7 @@ from leapbatch.jobs import Scalar
 from leapbatch.manifest import wording
 from leapbatch.manifest.safe_yaml import Loc, Locator
 from leapbatch.manifest.template import NAME_PATTERN, Template
+from leapbatch.pricing import DEFAULT_PRESET, Price
 from leapbatch.wire import Sampler, Upscale
 
 MAX_JOBS = 1_000_000
@@ -138,6 +140,38 @@ class Output(_Strict):
     )
 
 
+Amount = Annotated[float, Field(ge=0, le=1_000_000_000, allow_inf_nan=False)]
+PresetName = Literal["payg", "starter", "creator", "professional"]  # leapbatch.pricing.PRESETS (a test checks)
+
+
+class Pricing(_Strict):
+    """What a job costs, for `plan`'s estimate, the budget caps and the consent prompt (one of the three forms)."""
+
+    preset: PresetName | SkipJsonSchema[None] = Field(
+        None, description="One of Leap's published plans: payg (default), starter, creator, professional."
+    )
+    per_image: Amount | SkipJsonSchema[None] = Field(None, description="Your price per image.")
+    per_gpu_second: Amount | SkipJsonSchema[None] = Field(
+        None, description="Your price per GPU second, for a time-priced backend (from the runner's duration model)."
+    )
+    currency: Annotated[StrictStr, StringConstraints(pattern=r"^[A-Z]{3}$")] = Field(
+        "USD", description="The currency of the prices and of budget.max_usd (a label; nothing is converted)."
+    )
+    included_images_left: Annotated[StrictInt, Field(ge=0, le=100_000_000)] = Field(
+        0, description="Images your plan's monthly quota still covers: the first ones a run creates cost nothing."
+    )
+
+
+class Budget(_Strict):
+    """Caps on what the folder may commit, counted from its ledger across runs, and when a run asks first."""
+
+    max_usd: Amount | SkipJsonSchema[None] = Field(None, description="Most the folder may spend (pricing currency).")
+    max_images: Annotated[StrictInt, Field(ge=0, le=100_000_000)] | SkipJsonSchema[None] = Field(
+        None, description="Most images the folder may create."
+    )
+    confirm_above: Amount = Field(10.0, description="A run estimated to cost more asks first (--yes to skip).")
+
+
 class Sample(_Strict):
     """Keep a seeded, prefix-stable subset of the matrix jobs."""
 
@@ -177,6 +211,8 @@ class ManifestSpec(_Strict):
     limits: Limits = Field(default_factory=Limits)
     cleanup: Cleanup = Field(default_factory=Cleanup)
     output: Output = Field(default_factory=Output)
+    pricing: Pricing = Field(default_factory=Pricing)
+    budget: Budget = Field(default_factory=Budget)
 
 
 _MODELS: dict[Loc, type[BaseModel]] = {
@@ -186,6 +222,8 @@ _MODELS: dict[Loc, type[BaseModel]] = {
     ("cleanup",): Cleanup,
     ("output",): Output,
     ("sample",): Sample,
+    ("pricing",): Pricing,
+    ("budget",): Budget,
 }
 FIELD_TYPES: dict[str, TypeAdapter[Any]] = {
     "model": TypeAdapter(ModelId),
@@ -286,6 +324,22 @@ class Manifest:
         return self.spec.cleanup
 
     @property
+    def price(self) -> Price:
+        """Return the manifest's price (`pricing:`): a preset, a figure per image or per GPU second; payg if unset."""
+        pricing = self.spec.pricing
+        quota = pricing.included_images_left
+        if pricing.per_image is not None:
+            return Price(per_image=_decimal(pricing.per_image), currency=pricing.currency, included_images=quota)
+        if pricing.per_gpu_second is not None:
+            return Price(per_gpu_second=_decimal(pricing.per_gpu_second), currency=pricing.currency)
+        return Price.of_preset(pricing.preset or DEFAULT_PRESET, included_images=quota)
+
+    @property
+    def budget(self) -> Budget:
+        """Return the budget caps and the consent threshold."""
+        return self.spec.budget
+
+    @property
     def uses_matrix(self) -> bool:
         """Return whether the matrix yields jobs (it does unless it is empty and there are include entries)."""
         return bool(self.axes) or not self.includes
@@ -303,6 +357,11 @@ class Manifest:
     def problem(self, loc: Loc, message: str, hint: str | None = None) -> Problem:
         """Return a Problem located at the manifest's node for `loc`."""
         return self.locator.problem(loc, message, hint)
+
+
+def _decimal(amount: float) -> Decimal:
+    """Return a YAML number as the Decimal it was written as (0.0175 stays 0.0175)."""
+    return Decimal(repr(amount))
 
 
 def json_schema() -> dict[str, Any]:

@@ -3,7 +3,8 @@
 Pure: `summarize` is a function of its arguments only (no clock, files or manifest), so later inputs such as a
 ledger's state can be added as more plain arguments. The time estimate uses the generation-time model shared with
 the emulator and the runner (`wire.expected_generation_seconds`): the sum over jobs, spread over `max_in_flight`
-jobs at once, but never less than the longest job or than the jobs' creates at `requests_per_second`.
+jobs at once, but never less than the longest job or than the jobs' creates at `requests_per_second`. The cost
+comes in already estimated (`leapbatch.manifest.cost`), as it depends on the folder's ledger.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from leapbatch.errors import plural
+from leapbatch.manifest.cost import lines as cost_lines
 from leapbatch.manifest.expand import Expansion
 from leapbatch.manifest.template import printable
 from leapbatch.wire import expected_generation_seconds
@@ -20,9 +22,15 @@ _VALUES_SHOWN = 8
 
 
 def summarize(
-    expansion: Expansion, *, max_in_flight: int, requests_per_second: float, examples: int = 3
+    expansion: Expansion,
+    *,
+    max_in_flight: int,
+    requests_per_second: float,
+    cost: dict[str, Any],
+    examples: int = 3,
 ) -> dict[str, Any]:
-    """Return the plan of an expansion as a JSON-ready dict (its shape is documented in docs/manifest.md)."""
+    """Return the plan of an expansion as a JSON-ready dict (its shape is documented in docs/manifest.md);
+    `cost` is `leapbatch.manifest.cost.estimate`'s dict."""
     jobs = expansion.jobs
     seconds = [expected_generation_seconds(job.request.steps, job.request.number_of_images) for job in jobs]
     generation = sum(seconds)
@@ -44,6 +52,7 @@ def summarize(
             "max_in_flight": max_in_flight,
             "requests_per_second": requests_per_second,
         },
+        "cost": cost,
         "examples": [
             {"key": job.key, "model": job.model_id, "request": job.request.to_wire(), "variables": dict(job.variables)}
             for job in jobs[: max(examples, 0)]
@@ -61,8 +70,9 @@ def duration(seconds: float) -> str:
     return f"{total // 3600} h {total % 3600 // 60} min"
 
 
-def render(summary: dict[str, Any]) -> list[str]:
-    """Return the lines of a plan for people, from `summarize`'s dict; text from the manifest is shown escaped."""
+def render(summary: dict[str, Any], *, folder: str | None = None) -> list[str]:
+    """Return the lines of a plan for people, from `summarize`'s dict; text from the manifest is shown escaped
+    (`folder`: the output folder whose ledger the cost counts, if it has one)."""
     lines = [f"{plural(summary['jobs'], 'job', grouped=True)}, {plural(summary['images'], 'image', grouped=True)}"]
     if summary["combinations"]:
         lines.append(
@@ -93,6 +103,7 @@ def render(summary: dict[str, Any]) -> list[str]:
         f"  time: about {duration(estimate['generation_seconds'])} of generation, "
         f"{duration(estimate['wall_clock_seconds'])} wall clock at {estimate['max_in_flight']} jobs in flight"
     )
+    lines += cost_lines(summary["cost"], folder=folder)
     if summary["examples"]:
         lines.append("  examples:")
     for example in summary["examples"]:

@@ -44,7 +44,7 @@ class RefusalKind(StrEnum):
 
 HINTS = {
     RefusalKind.MODEL: "check the manifest's `model` (a model id your key can use)",
-    RefusalKind.BILLING: "check the account's plan and billing at Leap",
+    RefusalKind.BILLING: "check the account's plan and billing at Leap (a budget cap stops a run before it)",
     RefusalKind.KEY: "check LEAP_API_KEY",
     RefusalKind.UNREACHABLE: "check the network and LEAP_BASE_URL",
     RefusalKind.REQUEST: "fix what the server's message names in the manifest (`leapbatch validate` checks it)",
@@ -64,7 +64,7 @@ class Refusal:
         """Return the one line that says who refused what, in the server's words (`host`: the configured server)."""
         said = {
             RefusalKind.MODEL: f"{host} does not know model {self.model_id}",
-            RefusalKind.BILLING: f"{host} refused to bill another job (model {self.model_id})",
+            RefusalKind.BILLING: f"spend limit reached on the server side: {host} refused to bill another job",
             RefusalKind.KEY: f"{host} refused the API key",
             RefusalKind.UNREACHABLE: f"{host} could not be reached (creating jobs of model {self.model_id})",
             RefusalKind.REQUEST: f"{host} refused every create of model {self.model_id} alike",

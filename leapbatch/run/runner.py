@@ -42,13 +42,22 @@ from leapbatch.folder.images import ImageStore, StoredImage
 from leapbatch.folder.ledger import Ledger, now
 from leapbatch.folder.records import FailedRecord, FailStage, FinishedRecord, ImageRecord
 from leapbatch.jobs import Job, entity_fingerprint
+from leapbatch.pricing import DEFAULT_PRICE, Price
+from leapbatch.run.budget import Budget, BudgetStop, Caps
 from leapbatch.run.delete import Target, delete_remote
 from leapbatch.run.fetch import download_image
 from leapbatch.run.overdue import watch_overdue
 from leapbatch.run.poller import JobVanishedError, Poller, expected_seconds, job_timeout_seconds
 from leapbatch.run.refusal import Refusal
 from leapbatch.run.resume import Action, classify
-from leapbatch.run.submit import SETTLE_WINDOW, BatchStoppedError, CreateFailedError, JobRefusedError, Submitter
+from leapbatch.run.submit import (
+    SETTLE_WINDOW,
+    BatchStoppedError,
+    BudgetStoppedError,
+    CreateFailedError,
+    JobRefusedError,
+    Submitter,
+)
 from leapbatch.wire import DEFAULT_SIDE, InferenceEntity, InferenceState, expected_generation_seconds
 
 if TYPE_CHECKING:
@@ -68,6 +77,8 @@ class RunOptions:
     speed: float = 1.0  # how much faster than Leap the server is (the emulator's speed factor; 1 for Leap)
     list_threshold: int = 2  # from this many jobs waiting on one model, one listing beats a findOne each
     settle_window: float = SETTLE_WINDOW  # seconds a create with an unknown outcome is looked for (see submit.py)
+    caps: Caps = field(default_factory=Caps)  # the folder's budget (see budget.py)
+    price: Price = DEFAULT_PRICE  # what each create commits
 
 
 @dataclass
@@ -86,6 +97,8 @@ class RunSummary:
     refused: int = 0  # jobs whose create got a refusal every job would share (recorded `refused`)
     not_submitted: int = 0  # jobs this run did not send once it stopped (left as they were)
     stopped: Refusal | None = None  # why the batch stopped sending creates, if it did
+    over_budget: int = 0  # jobs not sent because a budget cap was reached (left as they were)
+    budget: BudgetStop | None = None  # the cap reached, if one was
 
     @property
     def all_finished(self) -> bool:
@@ -115,7 +128,8 @@ class Runner:
         self._options = options
         self._emit = events
         self._pollers: dict[str, Poller] = {}
-        self._submitter = Submitter(client, ledger, events=events, settle_window=options.settle_window)
+        budget = Budget(options.caps, options.price, free_used=ledger.state.spend.free_images)
+        self._submitter = Submitter(client, ledger, events=events, settle_window=options.settle_window, budget=budget)
         self._nursery: trio.Nursery | None = None
         # Downloads queue here, not in httpcore's pool (see client.DEFAULT_MAX_CONNECTIONS).
         self._download_slots = trio.CapacityLimiter(DEFAULT_MAX_CONNECTIONS)
@@ -159,6 +173,7 @@ class Runner:
                     work.start_soon(self._job_task, job, action, borrower)
             background.cancel_scope.cancel()
         self.summary.stopped = self._submitter.breaker.tripped
+        self.summary.budget = self._submitter.budget.reached
         return self.summary
 
     def _poller(self, model_id: str) -> Poller:
@@ -177,6 +192,8 @@ class Runner:
             self.summary.refused += 1
         except BatchStoppedError:
             self.summary.not_submitted += 1
+        except BudgetStoppedError:
+            self.summary.over_budget += 1
         except errors.ApiError as exc:
             # Retries are spent on one job's request: its ledger state is safe to resume from, so the batch goes
             # on and the next run settles this job.
@@ -189,7 +206,9 @@ class Runner:
         try:
             submitted = await self._submitter.ensure_submitted(job, action)
         except CreateFailedError as exc:
-            self._fail(job, FailStage.CREATE, exc.reason, None, status=exc.status, attempts=exc.attempts)
+            self._fail(
+                job, FailStage.CREATE, exc.reason, None, status=exc.status, attempts=exc.attempts, no_job=exc.no_job
+            )
             return
         if submitted.adopted:
             self.summary.adopted += 1
@@ -297,6 +316,7 @@ class Runner:
         *,
         status: int | None = None,
         attempts: int = 1,
+        no_job: bool = False,
     ) -> None:
         record = FailedRecord(
             t=now(),
@@ -306,6 +326,7 @@ class Runner:
             inference_id=inference_id,
             http_status=status,
             attempts=attempts,
+            no_job=no_job,
         )
         self._ledger.append(record)
         self._store.discard_job(job.key)  # images an attempt verified before another failed are not the job's

@@ -10,6 +10,8 @@ The API has no idempotency key, so a create whose answer is lost may or may not 
   connection, the same 400 again and again): the job is recorded `refused` (not failed; the 400s fail), the
   `Breaker` trips, and no later create is sent in this run (`BatchStoppedError`, before any intent). Until one
   create of a model has succeeded in this run, its creates go one at a time, so such a refusal costs one create.
+- **Budget caps** (`leapbatch.run.budget`) are checked before the intent: a create that would take the folder's
+  committed spend past a cap is not sent (`BudgetStoppedError`), nor any later one; each intent records its cost.
 - **Unknown outcomes are settled, not re-posted in haste.** Any other failure, or an intent left by a crash, is
   looked for by request fingerprint among the model's jobs the server stamped after the intent: the intent's time
   moved onto the server's clock as its own answers taught it (`ServerClock`: `Date` headers, the `createdAt` of
@@ -47,6 +49,8 @@ from leapbatch.events import EventSink, JobSubmitted, Notice
 from leapbatch.folder.ledger import Ledger, now
 from leapbatch.folder.records import IntentRecord, RefusedRecord, SubmittedRecord
 from leapbatch.jobs import Job, entity_fingerprint
+from leapbatch.pricing import DEFAULT_PRICE
+from leapbatch.run.budget import Budget, Caps
 from leapbatch.run.refusal import Breaker, Refusal, RefusalKind
 from leapbatch.run.resume import Action
 from leapbatch.wire import InferenceEntity
@@ -71,9 +75,10 @@ class Submitted:
 class CreateFailedError(Exception):
     """Raised when the job cannot be created in this run: the server refused it, or creating kept failing."""
 
-    def __init__(self, reason: str, status: int | None, attempts: int) -> None:
+    def __init__(self, reason: str, status: int | None, attempts: int, *, no_job: bool = False) -> None:
         super().__init__(reason)
         self.reason, self.status, self.attempts = reason, status, attempts
+        self.no_job = no_job  # the server surely made no job: refused, or never got the request
 
 
 class JobRefusedError(Exception):
@@ -86,6 +91,10 @@ class JobRefusedError(Exception):
 
 class BatchStoppedError(Exception):
     """Raised instead of a create once the batch has stopped (see `leapbatch.run.refusal`): nothing was recorded."""
+
+
+class BudgetStoppedError(Exception):
+    """Raised instead of a create that would cross a budget cap (`Budget.reached`), or any create after it."""
 
 
 class CreateUnsettledError(errors.ApiError):
@@ -114,8 +123,10 @@ class Submitter:
         *,
         events: EventSink,
         settle_window: float = SETTLE_WINDOW,
+        budget: Budget | None = None,
     ) -> None:
         self._client = client
+        self.budget = budget or Budget(Caps(), DEFAULT_PRICE)
         self._ledger = ledger
         self._emit = events
         self._settle_window = settle_window
@@ -154,6 +165,10 @@ class Submitter:
         async with self._gate(job.model_id):
             if self.breaker.tripped is not None:
                 raise BatchStoppedError(self.breaker.tripped.message)
+            admitted = self.budget.admit(self._ledger.state.spend, job.request.steps, job.image_count)
+            if admitted is None:
+                raise BudgetStoppedError()
+            cost, free = admitted
             intent = IntentRecord(
                 t=now(),
                 key=job.key,
@@ -161,6 +176,8 @@ class Submitter:
                 fingerprint=job.fingerprint,
                 request=job.request.to_wire(),
                 variables=dict(job.variables),
+                cost=float(cost),
+                free_images=free,
             )
             self._ledger.append(intent)
             crashpoint("after-intent")
@@ -197,9 +214,9 @@ class Submitter:
                 exc = answer
                 status = errors.status_of(exc)
                 if isinstance(exc, errors.BadRequestError):
-                    raise CreateFailedError("; ".join(exc.messages), status, attempt) from None
+                    raise CreateFailedError("; ".join(exc.messages), status, attempt, no_job=True) from None
                 if provably_unserved(exc) or (status is not None and 400 <= status < 500):
-                    raise CreateFailedError(exc.message, status, attempt) from None  # refused: no job was made
+                    raise CreateFailedError(exc.message, status, attempt, no_job=True) from None  # no job was made
                 self._emit(Notice(f"create of job {job.key[:12]} had an unknown outcome ({exc.message}); listing"))
                 outcome = await self._settle(job, since=intent.t, window=self._settle_window)
                 if isinstance(outcome, Submitted):

@@ -70,7 +70,9 @@ def test_each_io_library_has_one_home(library: str, homes: set[str]) -> None:
     assert set() == importers_of(library) - homes
 
 
-@pytest.mark.parametrize("leaf", ["leapbatch.errors", "leapbatch.jobs", "leapbatch.wire", "leapbatch.events"])
+@pytest.mark.parametrize(
+    "leaf", ["leapbatch.errors", "leapbatch.jobs", "leapbatch.wire", "leapbatch.events", "leapbatch.pricing"]
+)
 def test_leaves_touch_no_network_disk_or_clock(leaf: str) -> None:
     """The leaves import no I/O library and no other part of leapbatch but leaves."""
     banned = ("httpx", "trio", "yaml", "rich", "hypercorn", "PIL", "socket", "time", "os")
@@ -80,6 +82,7 @@ def test_leaves_touch_no_network_disk_or_clock(leaf: str) -> None:
         "leapbatch.jobs",
         "leapbatch.wire",
         "leapbatch.events",
+        "leapbatch.pricing",
     }
     assert (set(), set()) == (roots & set(banned), {n for n in core if n.rsplit(".", 1)[0] not in MODULES})
 

@@ -11,7 +11,7 @@ import pytest
 import leapbatch
 
 PACKAGE = Path(leapbatch.__file__).parent
-LEAVES = {"errors", "wire", "jobs", "events", "crashpoints"}
+LEAVES = {"errors", "wire", "jobs", "events", "crashpoints", "pricing"}
 LAYER = {"manifest": 1, "api": 1, "folder": 1, "run": 2, "cli": 3, "__main__": 4}
 
 

@@ -600,6 +600,7 @@ async def test_stats_count_every_request_to_each_route(target: Target, manual_cl
     assert {
         "requests": {"create": 3, "list": 1, "get": 3, "delete": 2, "image": 2},
         "jobs": {"created": 1, "deleted": 1, "live": 0},
+        "images": {"made": 1},
         "image_requests_with_authorization": 1,
         "webhooks": {"delivered": 0, "failed": 0},
     } == await target.stats()

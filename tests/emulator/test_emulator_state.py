@@ -155,6 +155,7 @@ def test_stats_snapshot_has_every_group() -> None:
     assert {
         "requests": {"create": 0, "list": 0, "get": 0, "delete": 0, "image": 0},
         "jobs": {"created": 2, "deleted": 1, "live": 1},
+        "images": {"made": 2},
         "image_requests_with_authorization": 0,
         "webhooks": {"delivered": 0, "failed": 0},
     } == state.stats.snapshot()

@@ -33,7 +33,7 @@ def test_plan_json_is_one_object_with_the_documented_shape(capsys: pytest.Captur
     assert (0, "") == (code, err)
     assert {
         "manifest", "name", "output_dir", "format", "jobs", "images", "combinations", "excluded", "included",
-        "duplicates", "sampled_out", "models", "axes", "estimate", "examples", "ledger",
+        "duplicates", "sampled_out", "models", "axes", "estimate", "cost", "examples", "ledger",
     } == set(plan)  # fmt: skip
     assert plan["ledger"] is None  # no ledger in that folder: nothing to compare with
     assert (11, 11, 12, 3, 2, 0, 0) == (
@@ -211,6 +211,6 @@ def test_problems_escape_control_characters_from_the_manifest(
         f'error: {path}:2:7: name: not a valid name: "bad\\x1b]0;x\\x07" '
         "(hint: use up to 64 letters, digits, - and _, starting with a letter or digit)",
         f"error: {path}:5:1: \\x1b[31m: unknown key (hint: known keys: version, name, model, prompt, "
-        "negative_prompt, vars, params, matrix, exclude, include, sample, limits, cleanup, output)",
+        "negative_prompt, vars, params, matrix, exclude, include, sample, limits, cleanup, output, pricing, budget)",
         "2 problems found",
     ] == err.splitlines()

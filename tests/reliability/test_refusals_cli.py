@@ -115,6 +115,7 @@ async def test_a_billing_limit_of_n_images_stops_the_batch_at_n(
     assert 5 == done.returncode, lines
     [error] = error_lines(lines)
     assert "HTTP 402" in error, error
+    assert "spend limit reached on the server side" in error, error
     assert "33 of 40 jobs not created" in error
     state = read_ledger(out)
     assert 7 == sum(job.phase is Phase.FINISHED for job in state.jobs.values())

@@ -203,7 +203,8 @@ async def test_status_lines_show_failure_reasons_escaped(tmp_path: Path, nursery
 
 
 async def test_a_refused_key_is_one_escaped_error_line(tmp_path: Path, nursery: trio.Nursery, cli: Cli) -> None:
-    """The boundary renders the server's words escaped: one `error:` line, a hint, exit 5."""
+    """The boundary renders the server's words escaped: one `error:` line, a hint, exit 5 (after the run's cost
+    estimate, which comes before anything is sent)."""
     server = await serve_hostile(nursery, refuse_key)
 
     ran = await leapbatch(
@@ -213,12 +214,13 @@ async def test_a_refused_key_is_one_escaped_error_line(tmp_path: Path, nursery: 
     _, err = terminal_text(ran)
     lines = err.splitlines()
     assert EXIT_API_UNAVAILABLE == ran.returncode, err
-    assert (2, True, True) == (
+    assert (3, True, True, True) == (
         len(lines),
-        lines[0].startswith("error: the API key was refused"),
-        lines[1].startswith("hint: "),
+        lines[0].startswith("cost: "),
+        lines[1].startswith("error: the API key was refused"),
+        lines[2].startswith("hint: "),
     )
-    assert "; ".join(SHOWN) in lines[0]
+    assert "; ".join(SHOWN) in lines[1]
 
 
 async def test_a_note_and_a_delete_error_with_the_servers_words_are_escaped(
