@@ -101,7 +101,7 @@ def render(summary: dict[str, Any], *, folder: str | None = None) -> list[str]:
     estimate = summary["estimate"]
     lines.append(
         f"  time: about {duration(estimate['generation_seconds'])} of generation, "
-        f"{duration(estimate['wall_clock_seconds'])} wall clock at {estimate['max_in_flight']} jobs in flight"
+        f"{duration(estimate['wall_clock_seconds'])} wall clock at {plural(estimate['max_in_flight'], 'job')} in flight"
     )
     lines += cost_lines(summary["cost"], folder=folder)
     if summary["examples"]:
