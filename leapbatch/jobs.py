@@ -101,3 +101,44 @@ class Job:
     def fingerprint(self) -> str:
         """Return the request fingerprint (see the module docstring)."""
         return request_fingerprint(self.request)
+
+
+@dataclass(frozen=True, slots=True)
+class Shard:
+    """Shard `index` of `count` (counted from 1): the jobs whose key, read as a number, is `index - 1` modulo `count`.
+
+    Keys are sha256 digests, so shards are balanced, and a job's shard depends on its key alone: an edited
+    manifest keeps every job it still has in the shard it was in.
+    """
+
+    index: int
+    count: int
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.index <= self.count:
+            raise ValueError(f"shard {self.index}/{self.count} does not exist: shards count from 1 to {self.count}")
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """Return the shard `I/N` names, or raise ValueError saying what is wrong with it."""
+        index, slash, count = text.strip().partition("/")
+        if not slash or not index.isdigit() or not count.isdigit() or int(count) < 1:
+            raise ValueError("expected I/N, shard I of N, counted from 1 (1/4 to 4/4)")
+        return cls(int(index), int(count))
+
+    def holds(self, key: str) -> bool:
+        """Return whether the job with this key belongs to this shard."""
+        return int(key[:16], 16) % self.count == self.index - 1
+
+    def share(self, amount: int) -> int:
+        """Return this shard's part of a whole `amount` split over every shard: the parts add up to `amount`."""
+        part, left = divmod(amount, self.count)
+        return part + (1 if self.index <= left else 0)
+
+    @property
+    def suffix(self) -> str:
+        """Return what a shard's default output folder adds to the manifest's: `-shard-2-of-4`."""
+        return f"-shard-{self.index}-of-{self.count}"
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"

@@ -29,11 +29,14 @@ class Cli:
             env |= {"LEAP_BASE_URL": handle.base_url, "LEAP_API_KEY": key}
         return env | extra
 
-    async def __call__(self, *args: str | os.PathLike[str], env: dict[str, str]) -> subprocess.CompletedProcess[bytes]:
-        """Run the CLI with `args` and return the finished process (stdout and stderr captured)."""
+    async def __call__(
+        self, *args: str | os.PathLike[str], env: dict[str, str], cwd: os.PathLike[str] | None = None
+    ) -> subprocess.CompletedProcess[bytes]:
+        """Run the CLI with `args` (in folder `cwd`, if given) and return the finished process (output captured)."""
         return await trio.run_process(
             [sys.executable, "-m", "leapbatch", *map(str, args)],
             env=env,
+            cwd=cwd,
             stdin=b"",
             capture_stdout=True,
             capture_stderr=True,

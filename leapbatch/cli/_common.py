@@ -17,10 +17,12 @@ import operator
 import re
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 from annotated_types import Ge, Gt, Le, Lt
 
+from leapbatch.errors import UsageError
 from leapbatch.manifest.models import Limits
 from leapbatch.manifest.template import UNPRINTABLE, printable
 
@@ -74,6 +76,14 @@ def show(text: str = "") -> None:
 def say(text: str = "") -> None:
     """Print a line for people on stderr (stdout is kept for data), escaped for the terminal (`printable`)."""
     print(printable(text), file=sys.stderr, flush=True)
+
+
+def beside(out: Path, suffix: str, *, what: str) -> Path:
+    """Return the folder beside `out` whose name adds `suffix` (`outputs/x` -> `outputs/x-local`); `what` needs it."""
+    named = out if out.name not in ("", "..") else out.resolve()  # `.` and `..` have no name of their own
+    if not named.name:
+        raise UsageError(f"output.dir {out} is the root folder: {what} has no folder beside it", hint="pass --out")
+    return named.with_name(named.name + suffix)
 
 
 def number(noun: str = "a number", *, zero: bool = False, infinite: bool = False) -> NumberType:

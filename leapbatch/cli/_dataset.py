@@ -4,7 +4,8 @@ A `run` record names its manifest (`manifest_path`, as given on the command line
 the current folder) and its `manifest_sha256`. The dataset is that manifest's jobs. `status`, `verify` and `prune`
 read it back: when the file is missing, unreadable, no longer a valid manifest, or its sha256 differs from the
 recorded one, which jobs it lists cannot be told (`DatasetManifest.keys` is None and `why` says why). Only `run`
-records count: `delete` and `prune --remote` records name no manifest.
+and `merge` records count: `delete` and `prune --remote` records name no manifest. A folder that holds one shard
+of its manifest (`leapbatch.folder.shards`) has that shard's jobs as its dataset.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from pathlib import Path
 
 from leapbatch.errors import ManifestError, UsageError
 from leapbatch.folder.records import RunRecord
+from leapbatch.folder.shards import WORKING_COMMANDS, folder_holding
 from leapbatch.folder.state import LedgerState
 from leapbatch.folder.status import DatasetManifest
 from leapbatch.jobs import Job
 from leapbatch.manifest import Manifest, load_manifest
-from leapbatch.manifest.expand import expand
+from leapbatch.manifest.expand import expand, in_shard
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,8 +33,8 @@ class RunManifest:
 
 
 def last_run(state: LedgerState) -> RunRecord | None:
-    """Return the folder's last `run` record (not a `delete` or `prune` one), or None."""
-    runs = [record for record in state.runs if record.command == "run"]
+    """Return the folder's last `run` or `merge` record (not a `delete` or `prune` one), or None."""
+    runs = [record for record in state.runs if record.command in WORKING_COMMANDS]
     return runs[-1] if runs else None
 
 
@@ -41,10 +43,12 @@ def unknown(path: str | None, why: str) -> RunManifest:
     return RunManifest(DatasetManifest(path, None, why))
 
 
-def read_manifest(path: Path) -> RunManifest:
-    """Load and expand the manifest at `path` (a `UsageError` or `ManifestError` if it is no manifest)."""
+def read_manifest(path: Path, state: LedgerState) -> RunManifest:
+    """Load and expand the manifest at `path`, as far as the folder of `state` holds it (its shard, if it holds one);
+    a `UsageError` or `ManifestError` if it is no manifest."""
     manifest = load_manifest(path)
-    jobs = expand(manifest).jobs
+    held = folder_holding(state)
+    jobs = in_shard(expand(manifest), None if held is None else held.shard).jobs
     return RunManifest(DatasetManifest(str(path), frozenset(job.key for job in jobs)), manifest, jobs)
 
 
@@ -57,7 +61,7 @@ def last_run_manifest(state: LedgerState) -> RunManifest:
         return unknown(record.manifest_path, "the last run recorded no manifest")
     shown = record.manifest_path
     try:
-        found = read_manifest(Path(record.manifest_path))
+        found = read_manifest(Path(record.manifest_path), state)
     except UsageError:
         return unknown(shown, f"the last run's manifest {shown} cannot be read here")
     except ManifestError:

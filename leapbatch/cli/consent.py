@@ -21,9 +21,11 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from leapbatch.cli._common import say
+from leapbatch.cli.shards import threshold_share
 from leapbatch.errors import NotConfirmedError, plural
 from leapbatch.folder.ledger import Ledger, now
 from leapbatch.folder.records import ConsentRecord
+from leapbatch.jobs import Shard
 from leapbatch.manifest import Manifest
 from leapbatch.pricing import money
 
@@ -102,8 +104,17 @@ def _what(cost: Mapping[str, Any]) -> str:
     return said
 
 
-def agree(args: argparse.Namespace, manifest: Manifest, jobs: int, cost: dict[str, Any], ledger: Ledger) -> None:
-    """Say what the run costs and get the consent it needs (recorded in the ledger), or refuse it (the shell)."""
+def agree(
+    args: argparse.Namespace,
+    manifest: Manifest,
+    jobs: int,
+    cost: dict[str, Any],
+    ledger: Ledger,
+    *,
+    shard: Shard | None = None,
+) -> None:
+    """Say what the run costs and get the consent it needs (recorded in the ledger), or refuse it (the shell);
+    a shard asks above its share of the threshold."""
     if cost["jobs"] and not args.quiet:
         free = " (the emulator bills nothing)" if args.local else ""
         amount = money(Decimal(repr(cost["to_spend"])), cost["price"]["currency"])
@@ -113,7 +124,7 @@ def agree(args: argparse.Namespace, manifest: Manifest, jobs: int, cost: dict[st
             free += f"; the budget admits {budget['jobs_within']:,} of its {plural(cost['jobs'], 'job', grouped=True)}"
         say(f"cost: about {amount} for {images}; an estimate at {cost['price']['label']}{free}")
     asked = Asked(
-        threshold=Decimal(repr(manifest.budget.confirm_above)),
+        threshold=threshold_share(Decimal(repr(manifest.budget.confirm_above)), shard),
         jobs=jobs,
         yes=args.yes,
         confirm_cost=None if args.confirm_cost is None else Decimal(repr(args.confirm_cost)),

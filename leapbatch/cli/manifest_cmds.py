@@ -9,11 +9,12 @@ from typing import cast
 
 from leapbatch.cli._common import SubParsers, count, print_json, show
 from leapbatch.cli.costs import add_money_options, caps_of, estimate, price_of
+from leapbatch.cli.shards import add_shard_option, count_share, rate_share, shard_out
 from leapbatch.errors import ManifestError, Problem, UsageError, plural
 from leapbatch.folder.ledger import LEDGER_NAME, read_ledger
 from leapbatch.manifest import Manifest, json_schema, load_manifest
 from leapbatch.manifest import plan as plans
-from leapbatch.manifest.expand import Expansion, expand
+from leapbatch.manifest.expand import Expansion, expand, in_shard
 from leapbatch.run.resume import classify, ledger_diff
 
 VALIDATE_HELP = """\
@@ -62,6 +63,7 @@ def register(sub: SubParsers) -> None:
         "--retry-failed", action="store_true", help="price failed jobs too, as `run --retry-failed` creates them again"
     )
     add_money_options(plan)
+    add_shard_option(plan, doing="plan")
     plan.set_defaults(handler=run_plan)
 
     schema = sub.add_parser(
@@ -99,17 +101,20 @@ def run_plan(args: argparse.Namespace) -> int:
     if args.examples < 0:
         raise UsageError("--examples must be 0 or more")
     manifest, expansion = _load(args.file)
+    shard = args.shard
+    expansion = in_shard(expansion, shard)
     limits = manifest.limits
-    out = args.out or manifest.output_dir
+    out = args.out or shard_out(manifest.output_dir, shard)
     diff = None
     state = read_ledger(out) if os.path.lexists(out / LEDGER_NAME) else None
     if state is not None:
         diff = {"folder": str(out), **ledger_diff(classify(expansion.jobs, state, retry_failed=args.retry_failed))}
-    cost = estimate(expansion, state, price_of(manifest, args), caps_of(manifest, args), retry_failed=args.retry_failed)
+    caps = caps_of(manifest, args).share(shard)
+    cost = estimate(expansion, state, price_of(manifest, args), caps, retry_failed=args.retry_failed)
     summary = plans.summarize(
         expansion,
-        max_in_flight=limits.max_in_flight,
-        requests_per_second=limits.requests_per_second,
+        max_in_flight=count_share(limits.max_in_flight, shard),
+        requests_per_second=rate_share(limits.requests_per_second, shard),
         cost=cost,
         examples=args.examples,
     )

@@ -78,7 +78,7 @@ def register(sub: SubParsers) -> None:
 
 
 def _manifest(args: argparse.Namespace, state: LedgerState) -> tuple[Manifest, RunManifest]:
-    found = read_manifest(args.manifest) if args.manifest is not None else last_run_manifest(state)
+    found = read_manifest(args.manifest, state) if args.manifest is not None else last_run_manifest(state)
     if found.manifest is None:
         raise UsageError(
             f"cannot tell which jobs to prune: {found.dataset.why}",

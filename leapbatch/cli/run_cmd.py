@@ -19,12 +19,13 @@ from leapbatch.api.client import Settings, api_http, download_http
 from leapbatch.api.ratelimit import AdaptiveLimiter
 from leapbatch.cli import signals
 from leapbatch.cli._api import check_folder_server, configured_server, retrying_client
-from leapbatch.cli._common import SubParsers, limit, number, say
+from leapbatch.cli._common import SubParsers, beside, limit, number, say
 from leapbatch.cli.consent import agree
 from leapbatch.cli.costs import add_money_options, caps_of, estimate, price_of
 from leapbatch.cli.emulator_cmd import DEFAULT_FAULT_DELAY, emulated
 from leapbatch.cli.local_waits import LOCAL_MAX_RETRY_AFTER, LOCAL_SETTLE_WINDOW, max_retry_after, settle_window
 from leapbatch.cli.progress import RunProgress
+from leapbatch.cli.shards import add_shard_option, check_folder_shard, count_share, rate_share, shard_out
 from leapbatch.emulator import EmulatorConfig, serve_emulator
 from leapbatch.errors import EXIT_OK, EXIT_SOME_FAILED, ApiUnavailableError, BudgetReachedError, UsageError, plural
 from leapbatch.folder.images import ImageStore, sweep_parts
@@ -32,9 +33,9 @@ from leapbatch.folder.ledger import Ledger, now, open_folder
 from leapbatch.folder.records import RunRecord
 from leapbatch.folder.results import write_results
 from leapbatch.folder.server import Server
-from leapbatch.jobs import Job
+from leapbatch.jobs import Job, Shard
 from leapbatch.manifest import Manifest, load_manifest
-from leapbatch.manifest.expand import expand
+from leapbatch.manifest.expand import expand, in_shard
 from leapbatch.run.runner import Runner, RunOptions, RunSummary
 from leapbatch.run.submit import SETTLE_WINDOW
 
@@ -138,6 +139,7 @@ def register(sub: SubParsers) -> None:
         "lag: shorter risks paying twice)",
     )
     add_money_options(parser)
+    add_shard_option(parser, doing="run")
     parser.add_argument(
         "--yes", action="store_true", help="consent to this run's cost estimate without being asked (see money)"
     )
@@ -164,13 +166,7 @@ def default_out(manifest: Manifest, *, local: bool) -> Path:
     A trial on the emulator and the real thing never share a folder (one would count the other's images as done;
     `check_folder_server` refuses the mix anyway, so the real run would not start at all).
     """
-    out = manifest.output_dir
-    if not local:
-        return out
-    named = out if out.name not in ("", "..") else out.resolve()  # `.` and `..` have no name of their own
-    if not named.name:
-        raise UsageError(f"output.dir {out} is the root folder: --local has no folder beside it", hint="pass --out")
-    return named.with_name(named.name + LOCAL_SUFFIX)
+    return beside(manifest.output_dir, LOCAL_SUFFIX, what="--local") if local else manifest.output_dir
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,11 +204,12 @@ def _target(args: argparse.Namespace) -> _Target:
 def handle(args: argparse.Namespace) -> int:
     """Run (or resume) a manifest and return the exit code."""
     manifest = load_manifest(Path(args.manifest))
-    expansion = expand(manifest)
+    shard = args.shard
+    expansion = in_shard(expand(manifest), shard)
     jobs = expansion.jobs
     target = _target(args)
-    price, caps = price_of(manifest, args), caps_of(manifest, args)
-    out = Path(args.out) if args.out else default_out(manifest, local=args.local)
+    price, caps = price_of(manifest, args), caps_of(manifest, args).share(shard)
+    out = Path(args.out) if args.out else shard_out(default_out(manifest, local=args.local), shard)
     limits = manifest.limits
     options = RunOptions(
         job_timeout=args.job_timeout or limits.job_timeout,
@@ -225,13 +222,14 @@ def handle(args: argparse.Namespace) -> int:
     )
     with open_folder(out) as ledger:
         check_folder_server(out, ledger.state, configured_server(target.base_url), action="run")  # before anything
+        check_folder_shard(out, ledger.state, shard)
         removed = sweep_parts(out)
         if ledger.set_aside is not None:
             say(f"note: the ledger's last line was torn (a crash); it was set aside in {ledger.set_aside}")
         if removed:
             say(f"note: removed {len(removed)} unfinished download(s) left by an earlier run")
         cost = estimate(expansion, ledger.state, price, caps, retry_failed=args.retry_failed)
-        agree(args, manifest, len(jobs), cost, ledger)
+        agree(args, manifest, len(jobs), cost, ledger, shard=shard)
         progress = RunProgress(sys.stderr, plain=True if args.plain else None, quiet=args.quiet)
         summary: RunSummary | None = None
         try:
@@ -241,12 +239,13 @@ def handle(args: argparse.Namespace) -> int:
                     _Plan(
                         manifest=manifest,
                         jobs=jobs,
+                        shard=shard,
                         out=out,
                         target=target,
                         options=options,
-                        rps=args.rps or limits.requests_per_second,
-                        burst=limits.burst,
-                        max_in_flight=args.max_in_flight or limits.max_in_flight,
+                        rps=rate_share(args.rps or limits.requests_per_second, shard),
+                        burst=count_share(limits.burst, shard),
+                        max_in_flight=count_share(args.max_in_flight or limits.max_in_flight, shard),
                         http_timeout=args.http_timeout,
                         max_retry_after=max_retry_after(args.max_retry_after, local=args.local),
                     ),
@@ -262,6 +261,7 @@ def handle(args: argparse.Namespace) -> int:
 class _Plan:
     manifest: Manifest
     jobs: list[Job]
+    shard: Shard | None
     out: Path
     target: _Target
     options: RunOptions
@@ -291,6 +291,8 @@ async def _run(plan: _Plan, ledger: Ledger, progress: RunProgress) -> RunSummary
                 price=plan.options.price.to_json(),
                 max_usd=None if plan.options.caps.max_cost is None else float(plan.options.caps.max_cost),
                 max_images=plan.options.caps.max_images,
+                name=plan.manifest.name,
+                shard=None if plan.shard is None else str(plan.shard),
             )
         )
         limiter = AdaptiveLimiter(plan.max_in_flight)

@@ -16,6 +16,7 @@ import errno
 import os
 import secrets
 import stat
+from collections.abc import Iterable
 from pathlib import Path
 
 from leapbatch.errors import UsageError
@@ -106,8 +107,9 @@ def make_dir(path: Path) -> None:
             raise kind_error(path, found.st_mode, want_dir=True) from None
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` atomically: temp file in the same folder, fsync, `os.replace`, fsync the folder.
+def write_atomic(path: Path, data: bytes | Iterable[bytes]) -> None:
+    """Replace `path` with `data` (bytes, or chunks of them written as they come) atomically: temp file in the same
+    folder, fsync, `os.replace`, fsync the folder.
 
     A link at `path` is refused before anything is written. The temp file is created with O_EXCL | O_NOFOLLOW, so
     a link planted at its name is never followed; and `os.replace` renames over a name without following it, so a
@@ -119,7 +121,8 @@ def write_atomic(path: Path, data: bytes) -> None:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            for chunk in (data,) if isinstance(data, bytes) else data:
+                fh.write(chunk)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

@@ -32,12 +32,21 @@ import re
 import stat
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from leapbatch import crashpoints
 from leapbatch.errors import DownloadError, DownloadFailure, UsageError
-from leapbatch.folder.atomic import fsync_dir, kind_error, link_error, lstat_or_none, make_dir, open_dir, open_file
+from leapbatch.folder.atomic import (
+    fsync_dir,
+    kind_error,
+    link_error,
+    lstat_or_none,
+    make_dir,
+    open_dir,
+    open_file,
+    shown,
+)
 from leapbatch.folder.imagecheck import (
     CONTENT_TYPES,
     MAGIC_LENGTH,
@@ -49,11 +58,13 @@ from leapbatch.folder.imagecheck import (
     media_type,
     sniff,
 )
+from leapbatch.folder.records import ImageRecord
 
 IMAGES_DIR = "images"
 PART_SUFFIX = ".part"
 EXTENSIONS = frozenset({"png", "jpg", "webp"})
 _KEY = re.compile(r"[0-9a-f]{64}")
+_COPY_HINT = "run `leapbatch verify` on that folder (with --repair) first"
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +228,33 @@ class ImageStore:
             index=index,
         )
 
+    def copy_in(self, source: Path, key: str, image: ImageRecord) -> None:
+        """Copy a recorded image of another folder (`source`, that folder) into place here, exactly as recorded.
+
+        The source file is opened without following a link and hashed as it is copied into a `.part` file; only
+        when its size and sha256 are the record's is it fsynced and renamed to its final name (a link there is
+        refused). Otherwise nothing is placed and `UsageError` names the file. The caller fsyncs `images/` once
+        after the last copy (`fsync_dir`).
+        """
+        name = PurePosixPath(image.path)
+        ext = name.suffix.removeprefix(".")
+        expected = f"{_stem(key, image.index)}.{ext}"
+        if name.parent != PurePosixPath(IMAGES_DIR) or name.name != expected or ext not in EXTENSIONS:
+            raise UsageError(f"{shown(source / image.path)}: not a name leapbatch gives an image", hint=_COPY_HINT)
+        final = self.image_path(key, image.index, ext)
+        part = self.part_path(key, image.index)
+        try:
+            copied = _copy_synced(source / image.path, part)
+        except FileNotFoundError:
+            raise UsageError(f"{shown(source / image.path)}: the image is missing", hint=_COPY_HINT) from None
+        if copied != (image.bytes, image.sha256):
+            part.unlink(missing_ok=True)
+            raise UsageError(
+                f"{shown(source / image.path)}: not the image its ledger recorded (size or sha256 differs)",
+                hint=_COPY_HINT,
+            )
+        os.replace(part, final)
+
     def discard_job(self, key: str) -> list[Path]:
         """Remove every image file of job `key` (a job that did not finish owns no file); return what was removed.
 
@@ -257,6 +295,25 @@ class ImageStore:
             if found is not None and stat.S_ISLNK(found.st_mode):
                 raise link_error(own)
         return path
+
+
+def _copy_synced(source: Path, part: Path) -> tuple[int, str]:
+    """Copy `source` to the new file `part` (neither through a link), fsync it; return its size and sha256."""
+    digest = hashlib.sha256()
+    size = 0
+    with os.fdopen(open_file(source, os.O_RDONLY), "rb") as src:
+        try:
+            with os.fdopen(open_file(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644), "wb") as dst:
+                while chunk := src.read(1 << 20):
+                    digest.update(chunk)
+                    dst.write(chunk)
+                    size += len(chunk)
+                dst.flush()
+                os.fsync(dst.fileno())
+        except BaseException:
+            part.unlink(missing_ok=True)
+            raise
+    return size, digest.hexdigest()
 
 
 def _stem(key: str, index: int) -> str:

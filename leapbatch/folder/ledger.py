@@ -127,7 +127,7 @@ def parse_ledger(data: bytes, source: str = LEDGER_NAME) -> Replay:
     return Replay(records, offset, data[offset:])
 
 
-def _read_all(fd: int) -> bytes:
+def read_all(fd: int) -> bytes:
     chunks = []
     offset = 0
     while chunk := os.pread(fd, 1 << 20, offset):
@@ -147,7 +147,7 @@ def read_ledger(out_dir: Path) -> LedgerState:
     except FileNotFoundError:
         return LedgerState()
     try:
-        data = _read_all(fd)
+        data = read_all(fd)
     finally:
         os.close(fd)
     return fold(parse_ledger(data, str(path)).records)
@@ -230,7 +230,7 @@ def _set_aside(path: Path, tail: bytes) -> Path:
     return aside
 
 
-def _check_entries(out_dir: Path) -> None:
+def check_entries(out_dir: Path) -> None:
     """Refuse a folder whose `images` is not a real folder, or whose derived files are not regular files (or absent)."""
     for name in DERIVED_NAMES:
         found = lstat_or_none(out_dir / name)
@@ -259,10 +259,10 @@ class Ledger:
         if not lock.held:
             raise RuntimeError(f"the ledger of {lock.out_dir} was opened without holding the folder lock")
         path = lock.out_dir / LEDGER_NAME
-        _check_entries(lock.out_dir)
+        check_entries(lock.out_dir)
         fd = open_file(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            replay = parse_ledger(_read_all(fd), str(path))
+            replay = parse_ledger(read_all(fd), str(path))
             aside = None
             if replay.tail.strip():
                 aside = _set_aside(path, replay.tail)

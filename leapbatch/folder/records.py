@@ -4,7 +4,8 @@ Every record is one JSON object on one line with a format version `v` and a `typ
 
 | type        | written                                        | carries                                         |
 |-------------|------------------------------------------------|-------------------------------------------------|
-| `run`       | when a run (or `delete`) opens the folder      | manifest path + sha256, tool version, base URL  |
+| `run`       | when a run (or `delete`, `merge`) opens the    | manifest path + sha256 and name, tool version,  |
+|             | folder                                         | base URL, the shard it runs (`I/N`)             |
 | `intent`    | fsynced **before** a create is sent            | job key, model, request as sent, fingerprint,   |
 |             |                                                | what it commits (`cost`, at the run's price)    |
 | `submitted` | after the create answered (or was adopted)     | inference id, whether it was adopted            |
@@ -53,6 +54,9 @@ class RunRecord(_Record):
     price: dict[str, Any] | None = None  # the price its intents' costs were computed at (`Price.to_json`)
     max_usd: float | None = None  # the budget caps in force (manifest or command line)
     max_images: int | None = None
+    name: str | None = None  # the manifest's name
+    # `I/N` when the run made shard I of N of its manifest's jobs (None: all of them)
+    shard: str | None = Field(default=None, pattern=r"^[0-9]{1,9}/[0-9]{1,9}$")
 
 
 class IntentRecord(_Record):

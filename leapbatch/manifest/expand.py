@@ -21,12 +21,12 @@ import heapq
 import json
 from collections import Counter
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import product
 from typing import Any
 
 from leapbatch.errors import ManifestError, Problem
-from leapbatch.jobs import Job, Scalar, job_key
+from leapbatch.jobs import Job, Scalar, Shard, job_key
 from leapbatch.manifest import MAX_TEXT, Manifest
 from leapbatch.manifest.safe_yaml import Loc
 from leapbatch.wire import CreateInferenceDto
@@ -66,6 +66,8 @@ class Expansion:
     images: int
     models: dict[str, ModelTotals]
     axis_values: dict[str, dict[str, int]]  # for each name an axis sets: value (as text) -> jobs
+    shard: Shard | None = None  # with a shard, `jobs` and the tallies are that shard's only (`in_shard`)
+    all_jobs: int = 0  # the manifest's jobs before sharding (`len(jobs)` without a shard)
 
 
 def value_label(value: Scalar) -> str:
@@ -225,8 +227,25 @@ def expand(manifest: Manifest) -> Expansion:  # noqa: C901 -- the counts the rep
 def _counted(
     manifest: Manifest, jobs: list[Job], combinations: int, excluded: int, duplicates: int, sampled_out: int
 ) -> Expansion:
-    models: dict[str, list[int]] = {}
     axis_names = [name for axis in manifest.axes for name in axis.names if name not in _TEMPLATE_FIELDS]
+    images, models, axis_values = _tally(jobs, axis_names)
+    return Expansion(
+        jobs=jobs,
+        combinations=combinations,
+        excluded=excluded,
+        included=len(manifest.includes),
+        duplicates=duplicates,
+        sampled_out=sampled_out,
+        images=images,
+        models=models,
+        axis_values=axis_values,
+        all_jobs=len(jobs),
+    )
+
+
+def _tally(jobs: list[Job], axis_names: list[str]) -> tuple[int, dict[str, ModelTotals], dict[str, dict[str, int]]]:
+    """Return the images, the totals per model and the jobs per axis value of `jobs`."""
+    models: dict[str, list[int]] = {}
     counters: dict[str, Counter[str]] = {name: Counter() for name in axis_names}
     images = 0
     for job in jobs:
@@ -238,14 +257,17 @@ def _counted(
         for name, counter in counters.items():
             if name in job.variables:
                 counter[value_label(job.variables[name])] += 1
-    return Expansion(
-        jobs=jobs,
-        combinations=combinations,
-        excluded=excluded,
-        included=len(manifest.includes),
-        duplicates=duplicates,
-        sampled_out=sampled_out,
-        images=images,
-        models={model: ModelTotals(j, i) for model, (j, i) in models.items()},
-        axis_values={name: dict(counter) for name, counter in counters.items()},
-    )
+    per_model = {model: ModelTotals(j, i) for model, (j, i) in models.items()}
+    return images, per_model, {name: dict(counter) for name, counter in counters.items()}
+
+
+def in_shard(expansion: Expansion, shard: Shard | None) -> Expansion:
+    """Return the part of `expansion` in `shard` (all of it for None): its jobs, in order, and their tallies.
+
+    The manifest-wide counts (combinations, excluded, duplicates, sampled out) stay the whole manifest's.
+    """
+    if shard is None:
+        return expansion
+    jobs = [job for job in expansion.jobs if shard.holds(job.key)]
+    images, models, axis_values = _tally(jobs, list(expansion.axis_values))
+    return replace(expansion, jobs=jobs, images=images, models=models, axis_values=axis_values, shard=shard)

@@ -44,6 +44,9 @@ def summarize(
         "included": expansion.included,
         "duplicates": expansion.duplicates,
         "sampled_out": expansion.sampled_out,
+        "shard": None
+        if expansion.shard is None
+        else {"index": expansion.shard.index, "count": expansion.shard.count, "manifest_jobs": expansion.all_jobs},
         "models": {model: {"jobs": t.jobs, "images": t.images} for model, t in expansion.models.items()},
         "axes": expansion.axis_values,
         "estimate": {
@@ -74,6 +77,9 @@ def render(summary: dict[str, Any], *, folder: str | None = None) -> list[str]:
     """Return the lines of a plan for people, from `summarize`'s dict; text from the manifest is shown escaped
     (`folder`: the output folder whose ledger the cost counts, if it has one)."""
     lines = [f"{plural(summary['jobs'], 'job', grouped=True)}, {plural(summary['images'], 'image', grouped=True)}"]
+    shard = summary["shard"]
+    if shard is not None:
+        lines[0] = f"shard {shard['index']}/{shard['count']}: {lines[0]}, of the manifest's {shard['manifest_jobs']:,}"
     if summary["combinations"]:
         lines.append(
             f"  from {summary['combinations']:,} combinations: {summary['excluded']:,} excluded, "

@@ -20,7 +20,7 @@ from decimal import Decimal
 
 from leapbatch.errors import plural
 from leapbatch.folder.spend import Attempt, Spend
-from leapbatch.jobs import Job
+from leapbatch.jobs import Job, Shard
 from leapbatch.pricing import Price, Quota, money
 
 
@@ -30,6 +30,22 @@ class Caps:
 
     max_cost: Decimal | None = None
     max_images: int | None = None
+
+    def share(self, shard: Shard | None) -> Caps:
+        """Return a shard's part of these caps (itself without a shard): the parts of every shard add up to them."""
+        if shard is None:
+            return self
+        cost = None if self.max_cost is None else share_amount(self.max_cost, shard)
+        return Caps(cost, None if self.max_images is None else shard.share(self.max_images))
+
+
+_FINEST = Decimal("0.0001")  # the finest digit an amount is shown (and split) in
+
+
+def share_amount(amount: Decimal, shard: Shard) -> Decimal:
+    """Return a shard's part of `amount`, split in ten-thousandths: the parts of every shard add up to it (or less
+    than one ten-thousandth below)."""
+    return Decimal(shard.share(int(amount / _FINEST))) * _FINEST
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,9 +33,10 @@ def test_plan_json_is_one_object_with_the_documented_shape(capsys: pytest.Captur
     assert (0, "") == (code, err)
     assert {
         "manifest", "name", "output_dir", "format", "jobs", "images", "combinations", "excluded", "included",
-        "duplicates", "sampled_out", "models", "axes", "estimate", "cost", "examples", "ledger",
+        "duplicates", "sampled_out", "shard", "models", "axes", "estimate", "cost", "examples", "ledger",
     } == set(plan)  # fmt: skip
     assert plan["ledger"] is None  # no ledger in that folder: nothing to compare with
+    assert plan["shard"] is None  # the whole manifest
     assert (11, 11, 12, 3, 2, 0, 0) == (
         plan["jobs"],
         plan["images"],
