@@ -96,8 +96,8 @@ def register(sub: SubParsers) -> None:
         type=number("a number (or inf)", infinite=True),
         metavar="X",
         help=f"how many times faster than Leap (4-20 s per image) jobs run: the emulator's speed with --local "
-        f"(default {LOCAL_SPEED:g}; inf: instant); otherwise what to expect of the server (default 1, i.e. Leap; "
-        "set it to the speed of an external emulator so polling starts early enough)",
+        f"(default {LOCAL_SPEED:g}; inf: instant); otherwise what to expect of the server at first (default 1, i.e. "
+        "Leap): the run learns the server's pace from the jobs it sees finish, so it is rarely needed",
     )
     parser.add_argument(
         "--fail-rate", type=float, default=0.0, metavar="P", help="with --local: share of jobs that end failed"

@@ -121,8 +121,8 @@ class Limits(_Strict):
     """How hard a run may push the API."""
 
     requests_per_second: Annotated[float, Field(gt=0, le=1000)] = Field(10.0, description="API requests per second.")
-    burst: Annotated[StrictInt, Field(ge=1, le=1000)] = Field(10, description="Requests allowed at once after a lull.")
-    max_in_flight: Annotated[StrictInt, Field(ge=1, le=256)] = Field(16, description="Jobs generating at once.")
+    burst: Annotated[StrictInt, Field(ge=1, le=1000)] = Field(32, description="Requests allowed at once after a lull.")
+    max_in_flight: Annotated[StrictInt, Field(ge=1, le=256)] = Field(32, description="Jobs generating at once.")
     job_timeout: Annotated[float, Field(gt=0, le=86_400)] = Field(600.0, description="Seconds before a job is failed.")
 
 

@@ -1,13 +1,19 @@
 """Learn when submitted jobs end, spending as few requests as possible.
 
-One `Poller` serves every waiting job of one model. A waiter expects its job to take `expected` seconds
-(`expected_generation_seconds` / speed) and polls at an `interval` of a quarter of that, growing by half each time.
+One `Poller` serves every waiting job of one model. A waiter's job is `work` seconds on Leap's clock
+(`expected_generation_seconds`); the poller's `Pace` (`leapbatch.run.pace`) says how long that takes on this server:
+at first work / speed, then what the jobs it saw finish showed, so no `--speed` is needed. The waiter `expected`s its
+job to take that long and polls at an `interval` of a quarter of it, growing by half each time; once the pace is
+learned, its first look is at `LEARNED_FIRST_LOOK` of the expected time and its interval starts at a tenth of it.
 - With few waiters (< `list_threshold`), each gets one findOne at its expected finish time, then per interval.
 - With many, one sweep of findAll(onlyFinished) pages resolves every finished waiter it lists, whatever its
-  expectations (a server faster than expected is noticed after one interval); sweeps are spaced by the shortest
-  interval and stop at a page whose jobs all predate the oldest waiter, or at an empty page. A waiter no sweep
-  finds gets findOne only once it is well past its expected time: that is how `failed` and stuck jobs are seen,
-  as onlyFinished never lists them.
+  expectations (a server faster than expected is noticed after one sweep); sweeps stop at a page whose jobs all
+  predate the oldest waiter, or at an empty page. Sweeps are spaced by `sweep_spacing`: a quarter of the shortest
+  expected time, closer with many waiters (so a finished job waits little) but never so close that sweeps cost
+  more than `SWEEPS_PER_JOB` request per job that finishes meanwhile, nor closer than a tenth of it. Until its
+  expected time a waiter is due at every sweep; past it, at its own growing interval. A waiter no sweep finds gets
+  findOne only once it is well past its expected time: that is how `failed` and stuck jobs are seen, as
+  onlyFinished never lists them.
 A waiter past its deadline gets one last findOne and resolves to None (timed out) only if that does not show
 its job ended: a sweep or retry that slept past deadlines (a long `Retry-After`) never times out jobs that
 finished meanwhile. Request errors other than an unusable API leave the
@@ -30,7 +36,8 @@ import trio
 
 from leapbatch.api.client import LeapClient
 from leapbatch.errors import ApiError, ApiUnavailableError, NotFoundError
-from leapbatch.wire import InferenceEntity
+from leapbatch.run.pace import Pace
+from leapbatch.wire import InferenceEntity, InferenceState
 
 PAGE_SIZE = 100
 MAX_SWEEP_PAGES = 20
@@ -38,6 +45,14 @@ SWEEP_DEADLINE = 60.0  # seconds one sweep (or one confirming listing) may take,
 CONFIRM_404S = 3  # findOne answers of 404 in a row before a listing is asked whether the job is really gone
 MIN_INTERVAL = 0.05
 MAX_INTERVAL = 10.0
+LEARNED_FIRST_LOOK = 0.75  # with a learned pace, the first look comes at this share of the expected time
+SWEEPS_PER_JOB = 0.1  # sweeps may cost at most this many requests per job expected to finish meanwhile
+
+
+def sweep_spacing(expected: float, waiters: int) -> float:
+    """Return the seconds between sweeps for `waiters` jobs whose shortest expected time is `expected`."""
+    budget = expected / (SWEEPS_PER_JOB * max(waiters, 1))  # waiters / expected jobs finish per second
+    return max(expected * 0.1, min(expected * 0.25, budget), MIN_INTERVAL)
 
 
 @dataclass(eq=False)
@@ -45,10 +60,12 @@ class _Waiter:
     inference_id: str
     created: float | None  # server createdAt, unix seconds
     started: float  # trio clock when waiting began
-    expected: float  # seconds the job should take
+    work: float  # seconds the job takes on Leap's clock
+    expected: float  # seconds the job should take here (the pace's)
     deadline: float  # trio clock
     due: float  # trio clock
     interval: float
+    running_at: float = -math.inf  # the latest look (trio clock) that saw the job not ended yet
     done: trio.Event = field(default_factory=trio.Event)
     result: InferenceEntity | None = None
     error: ApiError | None = None
@@ -76,28 +93,44 @@ class Poller:
         *,
         list_threshold: int = 2,
         clock: Callable[[], float] = trio.current_time,
+        pace: Pace | None = None,
     ) -> None:
         self._client = client
         self._model = model_id
         self._threshold = list_threshold
         self._clock = clock
+        self.pace = pace or Pace()
         self._waiters: dict[str, _Waiter] = {}
         self._changed = trio.Event()
         self._last_sweep = -math.inf
 
     async def wait(
-        self, inference_id: str, *, created_at: datetime | None, expected: float, timeout: float
+        self,
+        inference_id: str,
+        *,
+        created_at: datetime | None,
+        work: float,
+        timeout: float,
+        learn: bool = False,
     ) -> InferenceEntity | None:
-        """Return the job once `finished` or `failed`, or None once `timeout` seconds have passed."""
+        """Return the job once `finished` or `failed`, or None once `timeout` seconds have passed.
+
+        `work` is the job's duration on Leap's clock; with `learn` (the job was created just now, by this run) the
+        time until it is seen finished teaches the pace.
+        """
         now = self._clock()
-        interval = min(max(expected * 0.25, MIN_INTERVAL), MAX_INTERVAL)
+        expected = self.pace.expected(work)
+        learned = self.pace.learned
+        interval = min(max(expected * (0.1 if learned else 0.25), MIN_INTERVAL), MAX_INTERVAL)
+        first = max(expected * LEARNED_FIRST_LOOK, interval) if learned else interval
         waiter = _Waiter(
             inference_id=inference_id,
             created=created_at.timestamp() if created_at else None,
             started=now,
+            work=work,
             expected=expected,
             deadline=now + timeout,
-            due=now + min(interval, timeout),
+            due=now + min(first, timeout),
             interval=interval,
         )
         self._waiters[inference_id] = waiter
@@ -106,6 +139,10 @@ class Poller:
             await waiter.done.wait()
         finally:
             self._waiters.pop(inference_id, None)
+        if learn and waiter.result is not None and waiter.result.state is InferenceState.FINISHED:
+            # It ended between the last look that saw it running (or its start) and the look that found it.
+            since = max(waiter.running_at, waiter.started)
+            self.pace.observe(work, (since + self._clock()) / 2 - waiter.started)
         if waiter.error is not None:
             if isinstance(waiter.error, NotFoundError):
                 raise JobVanishedError(inference_id)
@@ -147,9 +184,9 @@ class Poller:
         if not due:
             return
         sweep_mode = len(self._waiters) >= self._threshold
+        spacing = sweep_spacing(min(w.expected for w in self._waiters.values()), len(self._waiters))
         if sweep_mode:
-            # One sweep answers for every waiter: space sweeps by the shortest interval among the waiters.
-            spacing = min(w.interval for w in self._waiters.values())
+            # One sweep answers for every waiter (see `sweep_spacing`).
             if now < self._last_sweep + spacing:
                 for waiter in due:
                     waiter.due = self._last_sweep + spacing
@@ -167,12 +204,18 @@ class Poller:
         async with trio.open_nursery() as nursery:
             for waiter in singles:
                 nursery.start_soon(self._find_one, waiter)
+        later = self._clock()
         for waiter in checked:
-            if not waiter.done.is_set():
-                waiter.due = self._clock() + waiter.interval
+            if waiter.done.is_set():
+                continue
+            if sweep_mode and later < waiter.started + waiter.expected:
+                waiter.due = later + spacing  # a shared sweep is cheap: look often until the job is due
+            else:
+                waiter.due = later + waiter.interval
                 waiter.interval = min(waiter.interval * 1.5, MAX_INTERVAL)
 
     async def _find_one(self, waiter: _Waiter) -> None:
+        asked = self._clock()
         try:
             entity = await self._client.find_one(self._model, waiter.inference_id)
         except NotFoundError as exc:
@@ -187,6 +230,8 @@ class Poller:
         waiter.missing = 0
         if entity.state.is_terminal:
             waiter.resolve(entity)
+        else:
+            waiter.running_at = asked
 
     async def _expire(self, now: float) -> None:
         """Give every waiter past its deadline its last look."""
@@ -236,6 +281,7 @@ class Poller:
     async def _sweep(self) -> None:
         oldest = min((w.created for w in self._waiters.values() if w.created is not None), default=None)
         unknown_age = any(w.created is None for w in self._waiters.values())
+        asked = self._clock()
         try:
             async with aclosing(self._pages(only_finished=True)) as pages:
                 async for batch in pages:
@@ -247,11 +293,16 @@ class Poller:
                         return
                     # Listing order is undocumented: stop only at a page whose jobs all predate every waiter.
                     if oldest is not None and not unknown_age and all(e.created_before(oldest) for e in batch):
-                        return
+                        break
+                else:
+                    return  # the listing ended without reaching past the waiters (empty, or cut short): no news
         except ApiUnavailableError:
             raise
         except ApiError:
             return
+        for waiter in self._waiters.values():  # read to the oldest waiter: those not listed had not finished
+            if not waiter.done.is_set():
+                waiter.running_at = asked
 
 
 def expected_seconds(seconds: float, speed: float) -> float:

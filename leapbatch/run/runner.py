@@ -47,7 +47,8 @@ from leapbatch.run.budget import Budget, BudgetStop, Caps
 from leapbatch.run.delete import Target, delete_remote
 from leapbatch.run.fetch import download_image
 from leapbatch.run.overdue import watch_overdue
-from leapbatch.run.poller import JobVanishedError, Poller, expected_seconds, job_timeout_seconds
+from leapbatch.run.pace import Pace
+from leapbatch.run.poller import JobVanishedError, Poller, job_timeout_seconds
 from leapbatch.run.refusal import Refusal
 from leapbatch.run.resume import Action, classify
 from leapbatch.run.submit import (
@@ -179,7 +180,9 @@ class Runner:
     def _poller(self, model_id: str) -> Poller:
         poller = self._pollers.get(model_id)
         if poller is None:
-            poller = Poller(self._client, model_id, list_threshold=self._options.list_threshold)
+            poller = Poller(
+                self._client, model_id, list_threshold=self._options.list_threshold, pace=Pace(self._options.speed)
+            )
             self._pollers[model_id] = poller
             assert self._nursery is not None
             self._nursery.start_soon(poller.run)
@@ -213,12 +216,14 @@ class Runner:
         if submitted.adopted:
             self.summary.adopted += 1
         inference_id = submitted.inference_id
-        expected = expected_seconds(
-            expected_generation_seconds(job.request.steps, job.request.number_of_images), self._options.speed
-        )
+        work = expected_generation_seconds(job.request.steps, job.request.number_of_images)
         try:
             entity = await self._poller(job.model_id).wait(
-                inference_id, created_at=submitted.created_at, expected=expected, timeout=self._job_timeout
+                inference_id,
+                created_at=submitted.created_at,
+                work=work,
+                timeout=self._job_timeout,
+                learn=submitted.fresh,
             )
         except JobVanishedError:
             self._fail(job, FailStage.GENERATE, "the job disappeared from the server (404)", inference_id, status=404)

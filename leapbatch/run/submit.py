@@ -70,6 +70,7 @@ class Submitted:
     inference_id: str
     created_at: datetime | None
     adopted: bool = False
+    fresh: bool = False  # created by this run just now (its wait from here on is the job's duration)
 
 
 class CreateFailedError(Exception):
@@ -294,4 +295,4 @@ class Submitter:
             SubmittedRecord(t=now(), key=job.key, inference_id=entity.id, created_at=created_at, adopted=adopted)
         )
         self._emit(JobSubmitted(job.key, entity.id, adopted=adopted))
-        return Submitted(entity.id, entity.created_at, adopted=adopted)
+        return Submitted(entity.id, entity.created_at, adopted=adopted, fresh=not adopted)

@@ -36,7 +36,7 @@ def test_defaults_for_what_the_runner_reads() -> None:
     """Without limits, cleanup or output, a manifest gets the documented defaults."""
     manifest = parse_manifest(json.dumps(doc()))
 
-    assert Limits(requests_per_second=10, burst=10, max_in_flight=16, job_timeout=600) == manifest.limits
+    assert Limits(requests_per_second=10, burst=32, max_in_flight=32, job_timeout=600) == manifest.limits
     assert "never" == manifest.cleanup.delete_remote
     assert Path("outputs/cats") == manifest.output_dir
 

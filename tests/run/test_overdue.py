@@ -31,8 +31,8 @@ async def test_a_waiter_is_overdue_past_twice_its_expected_time_and_a_second() -
     now = [100.0]
     poller = Poller(cast(LeapClient, object()), MODEL, clock=lambda: now[0])  # never run: nothing is polled
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(lambda: poller.wait("a", created_at=None, expected=2.0, timeout=600.0))
-        nursery.start_soon(lambda: poller.wait("b", created_at=None, expected=10.0, timeout=600.0))
+        nursery.start_soon(lambda: poller.wait("a", created_at=None, work=2.0, timeout=600.0))
+        nursery.start_soon(lambda: poller.wait("b", created_at=None, work=10.0, timeout=600.0))
         await trio.testing.wait_all_tasks_blocked()
         counts = [poller.overdue_count(100.0 + waited) for waited in (0.0, 4.9, 5.0, 20.9, 21.0)]
         graced = [poller.overdue_count(100.0 + waited, grace=5.0) for waited in (8.9, 9.0, 24.9, 25.0)]

@@ -165,7 +165,7 @@ async def wait_all(fake: ListingFake, ids: list[str], *, expected: float) -> lis
     results: dict[str, InferenceEntity | None] = {}
 
     async def wait(job_id: str) -> None:
-        results[job_id] = await poller.wait(job_id, created_at=CREATED, expected=expected, timeout=600.0)
+        results[job_id] = await poller.wait(job_id, created_at=CREATED, work=expected, timeout=600.0)
 
     async with trio.open_nursery() as outer:
         outer.start_soon(poller.run)
