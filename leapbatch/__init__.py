@@ -10,9 +10,10 @@
 #   errors, wire, jobs, events, crashpoints, pricing   leaves: no network, disk or clock; everything may import them
 #   manifest/   YAML file -> checked Manifest -> jobs, plan summaries (the only yaml importer)
 #   api/        Leap over HTTP: client, retry, backoff, rate limits, streamed downloads (httpx lives here)
-#   folder/     the output folder's on-disk contract: ledger, records + fold, images, atomic files, results,
-#               status, verify (no network)
-#   run/        jobs -> records + images: runner, submit, poller, resume, delete, repair (never sees a manifest)
+#   folder/     the output folder's on-disk contract: ledger, records + fold, checkpoint, images, atomic files,
+#               results, status, verify, shards held, merge of shard folders (no network)
+#   run/        jobs -> records + images: runner, submit, poller and its learned pace, resume, budget, delete, repair
+#               (never sees a manifest)
 #   cli/        argv, printing, exit codes, progress display: the only place that prints or exits
 #   emulator/   the local Leap API (imports only wire and errors; only cli imports it)
 #

@@ -197,7 +197,7 @@ def handle_verify(args: argparse.Namespace) -> int:
                 name = out.name if dataset.manifest is None else dataset.manifest.name
                 rewrite_derived(out, ledger.state, None if dataset.manifest is None else dataset.jobs, name=name)
     with _no_run_working(out):
-        state = read_ledger(out)
+        state = read_ledger(out, whole=True)
         problems, checked = verify_folder(out, state, last_run_manifest(state).dataset.keys)
     if args.json:
         print_json(verify_report(out, problems, checked, restored))

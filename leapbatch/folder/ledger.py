@@ -38,6 +38,7 @@ from pydantic import ValidationError
 
 from leapbatch.crashpoints import crashpoint
 from leapbatch.errors import LedgerCorruptError, OutputLockedError, UsageError
+from leapbatch.folder import checkpoint
 from leapbatch.folder.atomic import fsync_dir, kind_error, lstat_or_none, open_file, refuse_link
 from leapbatch.folder.images import IMAGES_DIR
 from leapbatch.folder.records import FORMAT_VERSION, RECORD_ADAPTER, IntentRecord, Record
@@ -81,6 +82,15 @@ def _first_error(exc: ValidationError, prefix: str = "") -> str:
 def _parse_line(line: bytes, source: str, number: int) -> Record | _Unreadable:
     """Return the record on `line`, or why it is not one (a record from a newer leapbatch is never cut off)."""
     try:
+        record = RECORD_ADAPTER.validate_json(line)  # the fast path: a good record, parsed and checked at once
+    except ValidationError:
+        return _explain_line(line, source, number)
+    return _checked_request(record)
+
+
+def _explain_line(line: bytes, source: str, number: int) -> Record | _Unreadable:
+    """Return why `line` is not a record (or raise for a newer format), the slow way: JSON first, then the model."""
+    try:
         data = json.loads(line)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         return _Unreadable(f"not JSON ({exc.msg if isinstance(exc, json.JSONDecodeError) else 'bad UTF-8'})", False)
@@ -93,6 +103,11 @@ def _parse_line(line: bytes, source: str, number: int) -> Record | _Unreadable:
         record = RECORD_ADAPTER.validate_python(data)
     except ValidationError as exc:
         return _Unreadable(f"not a ledger record ({_first_error(exc)})", True)
+    return _checked_request(record)
+
+
+def _checked_request(record: Record) -> Record | _Unreadable:
+    """Return `record`, or why it is unreadable if it is an intent whose request this leapbatch cannot send."""
     if isinstance(record, IntentRecord):  # every later step rebuilds the request from it
         try:
             CreateInferenceDto.model_validate(record.request)
@@ -127,17 +142,18 @@ def parse_ledger(data: bytes, source: str = LEDGER_NAME) -> Replay:
     return Replay(records, offset, data[offset:])
 
 
-def read_all(fd: int) -> bytes:
+def read_all(fd: int, offset: int = 0) -> bytes:
+    """Return the bytes of the file `fd` from `offset` to its end."""
     chunks = []
-    offset = 0
     while chunk := os.pread(fd, 1 << 20, offset):
         chunks.append(chunk)
         offset += len(chunk)
     return b"".join(chunks)
 
 
-def read_ledger(out_dir: Path) -> LedgerState:
-    """Return the state of the folder's ledger without locking or repairing it (empty if there is none).
+def read_ledger(out_dir: Path, *, whole: bool = False) -> LedgerState:
+    """Return the state of the folder's ledger without locking or repairing it (empty if there is none); `whole`
+    replays every record, never starting from the checkpoint (`verify` does).
 
     The ledger is opened with O_NOFOLLOW: a link at its name is refused (`UsageError`), never read.
     """
@@ -147,10 +163,27 @@ def read_ledger(out_dir: Path) -> LedgerState:
     except FileNotFoundError:
         return LedgerState()
     try:
-        data = read_all(fd)
+        return _replay(fd, out_dir, str(path), whole=whole)[0]
     finally:
         os.close(fd)
-    return fold(parse_ledger(data, str(path)).records)
+
+
+def _replay(fd: int, out_dir: Path, source: str, *, whole: bool = False) -> tuple[LedgerState, Replay, int]:
+    """Return the state of the ledger `fd`, its replay after the checkpoint it started from, and that checkpoint's
+    offset (0: none; `leapbatch.folder.checkpoint`). A corrupt ledger is reported as a whole replay reports it."""
+    found = None if whole else checkpoint.load(out_dir, fd, os.fstat(fd).st_size)
+    if found is None:
+        replay = parse_ledger(read_all(fd), source)
+        return fold(replay.records), replay, 0
+    state, start = found
+    try:
+        replay = parse_ledger(read_all(fd, start), source)
+    except LedgerCorruptError:
+        parse_ledger(read_all(fd), source)  # raises with the line number counted from the start
+        raise
+    for record in replay.records:
+        apply(state, record)
+    return state, replay, start
 
 
 class FolderLock:
@@ -242,12 +275,24 @@ def check_entries(out_dir: Path) -> None:
 class Ledger:
     """The writable ledger of a locked folder: replayed on open, then appended to one fsynced line at a time."""
 
-    def __init__(self, lock: FolderLock, path: Path, state: LedgerState, set_aside: Path | None, fd: int) -> None:
+    def __init__(
+        self,
+        lock: FolderLock,
+        path: Path,
+        state: LedgerState,
+        set_aside: Path | None,
+        fd: int,
+        *,
+        size: int = 0,
+        behind: int | None = None,
+    ) -> None:
         self._lock = lock
         self.path = path
         self.state = state
         self.set_aside = set_aside  # where a torn tail was moved on open, if there was one
         self._fd: int | None = fd  # opened O_APPEND by `open`: every write lands at the end
+        self._size = size  # the ledger's bytes, as this handle wrote them: `state` is their fold
+        self._behind = behind  # records since the checkpoint (None: no checkpoint was used)
 
     @classmethod
     def open(cls, lock: FolderLock) -> Ledger:
@@ -262,18 +307,19 @@ class Ledger:
         check_entries(lock.out_dir)
         fd = open_file(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            replay = parse_ledger(read_all(fd), str(path))
+            state, replay, start = _replay(fd, lock.out_dir, str(path))
             aside = None
             if replay.tail.strip():
                 aside = _set_aside(path, replay.tail)
                 crashpoint("ledger-recovery")
             if replay.tail:
-                os.ftruncate(fd, replay.valid_bytes)
+                os.ftruncate(fd, start + replay.valid_bytes)
                 os.fsync(fd)
         except BaseException:
             os.close(fd)
             raise
-        return cls(lock, path, fold(replay.records), aside, fd)
+        behind = len(replay.records) if start else None
+        return cls(lock, path, state, aside, fd, size=start + replay.valid_bytes, behind=behind)
 
     def append(self, record: Record) -> None:
         """Write `record` as one line, fsync it, and fold it into `state`."""
@@ -288,10 +334,21 @@ class Ledger:
             view = view[written:]
         os.fsync(self._fd)
         apply(self.state, record)
+        self._size += len(line)
+        if self._behind is not None:
+            self._behind += 1
 
     def close(self) -> None:
-        """Close the file (appends after this raise)."""
-        if self._fd is not None:
+        """Refresh the folder's checkpoint if it is missing or stale (`leapbatch.folder.checkpoint`), and close the
+        file (appends after this raise)."""
+        if self._fd is None:
+            return
+        try:
+            stale = self._behind is None or self._behind >= checkpoint.STALE_AFTER
+            whole = os.fstat(self._fd).st_size == self._size  # no append was cut short: `state` is the file's fold
+            if stale and whole and self._lock.held and len(self.state.jobs) >= checkpoint.MIN_JOBS:
+                checkpoint.save(self._lock.out_dir, self.state, self._fd, self._size)
+        finally:
             os.close(self._fd)
             self._fd = None
 

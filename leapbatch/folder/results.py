@@ -15,14 +15,18 @@ metadata row, until `leapbatch prune` removes them; pruned jobs are no part of e
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import stat
 from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from leapbatch import __version__
-from leapbatch.folder.atomic import write_text_atomic
+from leapbatch.errors import UsageError
+from leapbatch.folder.atomic import lstat_or_none, open_file, write_text_atomic
 from leapbatch.folder.state import JobState, LedgerState, Phase
 from leapbatch.jobs import Job
 from leapbatch.wire import CreateInferenceDto
@@ -30,6 +34,7 @@ from leapbatch.wire import CreateInferenceDto
 RESULTS_NAME = "results.json"
 METADATA_NAME = "metadata.jsonl"
 RESULTS_VERSION = 1
+STAMP_NAME = ".leapbatch.derived"  # what the derived files were written for (see `write_results`)
 # Request fields that are columns on every metadata row (the ones Leap always applies); legacy fields join only
 # when some job sets them, so columns stay identical across rows either way.
 CORE_FIELDS = ("prompt", "negative_prompt", "seed", "steps", "width", "height", "number_of_images", "prompt_strength")
@@ -110,10 +115,57 @@ def metadata_rows(state: LedgerState, keys: Collection[str]) -> list[dict[str, A
     return rows
 
 
+def results_text(document: dict[str, Any]) -> str:
+    """Return `results.json`'s text: the document indented, each job on one line of its own (json's C encoder
+    writes those; an indented dump of every job would be done in Python, 10x slower)."""
+    head = {name: value for name, value in document.items() if name != "jobs"}
+    text = json.dumps(head, indent=2, ensure_ascii=False)
+    entries = ",\n".join("    " + json.dumps(entry, ensure_ascii=False) for entry in document["jobs"])
+    listed = f"[\n{entries}\n  ]" if entries else "[]"
+    return f'{text[:-2]},\n  "jobs": {listed}\n}}\n'
+
+
+def _stamp(jobs: Sequence[Job], state: LedgerState, name: str) -> dict[str, Any]:
+    """Return what the derived files are a function of: the dataset's name and jobs, and the ledger's job changes."""
+    keys = hashlib.sha256("\n".join(job.key for job in jobs).encode()).hexdigest()
+    return {"v": 1, "name": name, "jobs_sha256": keys, "changes": state.changes}
+
+
+def _files(out_dir: Path) -> list[list[int]] | None:
+    """Return the size and modification time of the derived files (None if either is not a regular file)."""
+    found = [lstat_or_none(out_dir / name) for name in (RESULTS_NAME, METADATA_NAME)]
+    if any(entry is None or not stat.S_ISREG(entry.st_mode) for entry in found):
+        return None
+    return [[entry.st_size, entry.st_mtime_ns] for entry in found if entry is not None]
+
+
+def _unchanged(out_dir: Path, stamp: dict[str, Any]) -> bool:
+    """Return whether the derived files are the ones the stamp beside them says were written for `stamp`."""
+    try:
+        with os.fdopen(open_file(out_dir / STAMP_NAME, os.O_RDONLY), "rb") as handle:
+            written = json.loads(handle.read(4096))
+    except (OSError, ValueError, UsageError):
+        return False
+    files = _files(out_dir)
+    return isinstance(written, dict) and files is not None and written == {**stamp, "files": files}
+
+
 def write_results(out_dir: Path, jobs: Sequence[Job], state: LedgerState, *, name: str) -> None:
-    """Write `results.json` and `metadata.jsonl` of the manifest's `jobs` atomically."""
+    """Write `results.json` and `metadata.jsonl` of the manifest's `jobs` atomically, unless they are already
+    what they would be: the stamp beside them (`STAMP_NAME`) names the dataset and the ledger's job changes they
+    were written for, and their size and time, so a resume that changed no job rewrites nothing, and a file
+    edited or replaced since is written again."""
+    stamp = _stamp(jobs, state, name)
+    if _unchanged(out_dir, stamp):
+        return
     document = results_document(jobs, state, name=name)
-    write_text_atomic(out_dir / RESULTS_NAME, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    write_text_atomic(out_dir / RESULTS_NAME, results_text(document))
     rows = metadata_rows(state, {job.key for job in jobs})
     lines = [json.dumps(row, ensure_ascii=False, sort_keys=False) for row in rows]
     write_text_atomic(out_dir / METADATA_NAME, "".join(line + "\n" for line in lines))
+    files = _files(out_dir)
+    if files is not None:
+        try:
+            write_text_atomic(out_dir / STAMP_NAME, json.dumps({**stamp, "files": files}))
+        except (UsageError, OSError):  # a link or a folder at its name: left alone; the files are written every time
+            return

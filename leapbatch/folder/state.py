@@ -30,7 +30,7 @@ The legal states of one job (`tests/folder/test_state.py` walks every record seq
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
@@ -98,6 +98,7 @@ class LedgerState:
     owners: dict[str, str] = field(default_factory=dict)  # every inference id ever recorded -> its job's key
     spend: Spend = field(default_factory=Spend)  # what every create committed (see leapbatch.folder.spend)
     consent: ConsentRecord | None = None  # the latest cost the user agreed to
+    changes: int = 0  # records that changed a job (its state, and so the derived files): a version, not a count
 
     def claimed_ids(self) -> set[str]:
         """Return every inference id some job already owns: current ids and earlier attempts' (never adopt one)."""
@@ -119,14 +120,16 @@ def apply(state: LedgerState, record: Record) -> None:
         return
     if isinstance(record, IntentRecord):
         state.jobs[record.key] = _intent(state, record)
+        state.changes += 1
         return
     job = state.jobs.get(record.key)
     if job is None:
         return
+    state.changes += 1
     _note_owner(state, record)
     job = _next(state, job, record)
     if job.attempt is not None:
-        job = replace(job, attempt=state.spend.charged(job.attempt, record))
+        job = _evolve(job, attempt=state.spend.charged(job.attempt, record))
     state.jobs[record.key] = job
 
 
@@ -154,7 +157,7 @@ def _intent(state: LedgerState, record: IntentRecord) -> JobState:
 def _next(state: LedgerState, job: JobState, record: Record) -> JobState:
     """Return the state of `job` after `record` (any record but `run` and `intent`)."""
     if isinstance(record, SubmittedRecord):
-        return replace(
+        return _evolve(
             job,
             phase=Phase.SUBMITTED,
             inference_id=record.inference_id,
@@ -166,7 +169,7 @@ def _next(state: LedgerState, job: JobState, record: Record) -> JobState:
             local=bool(state.runs) and state.runs[-1].local,
         )
     if isinstance(record, FinishedRecord):
-        return replace(
+        return _evolve(
             job,
             phase=Phase.FINISHED,
             inference_id=record.inference_id,
@@ -178,16 +181,22 @@ def _next(state: LedgerState, job: JobState, record: Record) -> JobState:
         current = record.inference_id or job.inference_id
         orphans = job.orphans if current is None else _without(job.orphans, current)
         # A failed job owns no image file (the runner removes them), so it lists none.
-        return replace(job, phase=Phase.FAILED, failure=record, inference_id=current, images=(), orphans=orphans)
+        return _evolve(job, phase=Phase.FAILED, failure=record, inference_id=current, images=(), orphans=orphans)
     if isinstance(record, RefusedRecord):  # only a create in flight can be refused
-        return replace(job, phase=Phase.REFUSED, refusal=record) if job.phase is Phase.INTENT else job
+        return _evolve(job, phase=Phase.REFUSED, refusal=record) if job.phase is Phase.INTENT else job
     if isinstance(record, PrunedRecord):
-        return replace(job, phase=Phase.PRUNED, images=(), failure=None)
+        return _evolve(job, phase=Phase.PRUNED, images=(), failure=None)
     if isinstance(record, DeletedRecord):
         if record.inference_id == job.inference_id:
-            return replace(job, deleted=True)
-        return replace(job, orphans=_without(job.orphans, record.inference_id))
+            return _evolve(job, deleted=True)
+        return _evolve(job, orphans=_without(job.orphans, record.inference_id))
     return job
+
+
+def _evolve(job: JobState, **changes: Any) -> JobState:
+    """Return `job` with `changes`: `dataclasses.replace` without its per-call look at the fields (the fold makes
+    one per record)."""
+    return JobState(*[changes[name] if name in changes else getattr(job, name) for name in _FIELDS])
 
 
 def _note_owner(state: LedgerState, record: Record) -> None:
@@ -198,6 +207,9 @@ def _note_owner(state: LedgerState, record: Record) -> None:
 
 def _without(orphans: tuple[str, ...], inference_id: str) -> tuple[str, ...]:
     return tuple(i for i in orphans if i != inference_id)
+
+
+_FIELDS = tuple(f.name for f in fields(JobState))
 
 
 def fold(records: Iterable[Record]) -> LedgerState:

@@ -8,6 +8,7 @@ the ledger jobs that manifest dropped (`not_in_manifest`) or say it cannot tell.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -41,19 +42,29 @@ class FolderUsage:
 
 
 def folder_usage(out_dir: Path) -> FolderUsage:
-    """Return the image files under `OUT/images` and the bytes the folder uses."""
+    """Return the image files under `OUT/images` and the bytes the folder uses (links are not followed or counted)."""
     images: set[str] = set()
     image_bytes = total = 0
-    if out_dir.is_dir():
-        for path in out_dir.rglob("*"):
-            if not path.is_file() or path.is_symlink():
-                continue
-            size = path.stat().st_size
-            total += size
-            relative = path.relative_to(out_dir).as_posix()
-            if relative.startswith("images/") and not relative.endswith(".part"):
-                images.add(relative)
-                image_bytes += size
+    pending = [("", str(out_dir))]
+    while pending:
+        prefix, folder = pending.pop()
+        try:
+            listing = os.scandir(folder)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        with listing:
+            for entry in listing:
+                relative = prefix + entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append((relative + "/", entry.path))
+                    continue
+                if not entry.is_file(follow_symlinks=False):
+                    continue
+                size = entry.stat(follow_symlinks=False).st_size
+                total += size
+                if relative.startswith("images/") and not relative.endswith(".part"):
+                    images.add(relative)
+                    image_bytes += size
     return FolderUsage(frozenset(images), image_bytes, total)
 
 

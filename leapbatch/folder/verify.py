@@ -142,18 +142,10 @@ def verify_folder(
     out_dir: Path, state: LedgerState, manifest_keys: Collection[str] | None = None
 ) -> tuple[list[Problem], int]:
     """Return every problem in the folder, and how many images were checked (`manifest_keys`: see `dataset_keys`)."""
-    problems: list[Problem] = []
-    recorded: set[str] = set()
-    checked = 0
-    for job in state.jobs.values():
-        if job.phase is not Phase.FINISHED:
-            continue
-        for image in job.images:
-            recorded.add(image.path)
-            checked += 1
-            problem = check_image(out_dir, job, image)
-            if problem is not None:
-                problems.append(problem)
+    pairs = [(job, image) for job in state.jobs.values() if job.phase is Phase.FINISHED for image in job.images]
+    recorded = {image.path for _, image in pairs}
+    checked = len(pairs)
+    problems = [problem for pair in pairs if (problem := check_image(out_dir, *pair)) is not None]
     images_dir = out_dir / "images"
     if refuse_link(images_dir) and images_dir.is_dir():
         descriptor = open_dir(images_dir)

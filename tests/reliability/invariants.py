@@ -12,10 +12,12 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from leapbatch.folder.checkpoint import CHECKPOINT_NAME
 from leapbatch.folder.ledger import read_ledger
+from leapbatch.folder.results import STAMP_NAME
 from leapbatch.folder.state import Phase
 
-TOP_LEVEL = {"ledger.jsonl", "results.json", "metadata.jsonl", ".leapbatch.lock", "images"}
+TOP_LEVEL = {"ledger.jsonl", "results.json", "metadata.jsonl", ".leapbatch.lock", "images", STAMP_NAME, CHECKPOINT_NAME}
 IMAGE_NAME = re.compile(r"^[0-9a-f]{64}-\d+\.(png|jpg|webp)$")
 
 
@@ -40,7 +42,7 @@ def violations(  # noqa: C901 -- a checklist of independent invariants
     (and what the test put there itself, listed in files named *.yaml).
     """
     found: list[str] = []
-    state = read_ledger(out)
+    state = read_ledger(out, whole=True)
     unfinished = [js.key for js in state.jobs.values() if js.phase not in (Phase.FINISHED, Phase.FAILED)]
     if len(state.jobs) != jobs:
         found.append(f"the ledger knows {len(state.jobs)} jobs, the manifest has {jobs}")

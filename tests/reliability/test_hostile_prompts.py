@@ -30,9 +30,10 @@ from leapbatch.api.client import LeapClient, api_http, download_http
 from leapbatch.api.ratelimit import AdaptiveLimiter, RequestGate
 from leapbatch.api.retry import SafeRetry
 from leapbatch.emulator import EmulatorConfig, EmulatorHandle
+from leapbatch.folder.checkpoint import CHECKPOINT_NAME
 from leapbatch.folder.images import ImageStore
 from leapbatch.folder.ledger import open_folder
-from leapbatch.folder.results import write_results
+from leapbatch.folder.results import STAMP_NAME, write_results
 from leapbatch.folder.state import LedgerState, Phase
 from leapbatch.jobs import Job
 from leapbatch.manifest import MAX_TEXT
@@ -43,7 +44,9 @@ MODEL = "26a1a203-3a46-42cb-8cfa-f4de075907d8"
 SEED = 7  # one seed for every job: two jobs can differ by their prompt alone
 SPEED = 1000.0
 IMAGE_NAME = re.compile(r"[0-9a-f]{64}-\d+\.png")
-TOP_LEVEL = frozenset({"images", "ledger.jsonl", ".leapbatch.lock", "results.json", "metadata.jsonl"})
+TOP_LEVEL = frozenset(
+    {"images", "ledger.jsonl", ".leapbatch.lock", "results.json", "metadata.jsonl", STAMP_NAME, CHECKPOINT_NAME}
+)
 MAX_IN_FLIGHT_CLI = 256  # the manifest cap; `run` waits Leap's real generation time before its first poll
 CORPUS = hostile_prompts()
 

@@ -23,6 +23,7 @@ from leapbatch.errors import DownloadError, DownloadFailure, UsageError
 from leapbatch.folder.atomic import LINK_HINT, write_atomic
 from leapbatch.folder.images import ImageStore, PartFile, sweep_parts
 from leapbatch.folder.ledger import read_ledger
+from leapbatch.folder.results import STAMP_NAME
 from leapbatch.folder.state import Phase
 
 if TYPE_CHECKING:
@@ -293,7 +294,7 @@ async def test_the_output_folder_itself_may_be_a_link(cli: Cli, tmp_path: Path) 
     done = await cli("run", "--local", manifest(tmp_path), "--out", tmp_path / "outputs", *FAST, env=cli.env())
 
     assert 0 == done.returncode, done.stderr.decode()
-    assert {".leapbatch.lock", "images", "ledger.jsonl", "metadata.jsonl", "results.json"} == set(
+    assert {".leapbatch.lock", "images", "ledger.jsonl", "metadata.jsonl", "results.json", STAMP_NAME} == set(
         os.listdir(tmp_path / "data")
     )
 
