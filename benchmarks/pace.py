@@ -1,6 +1,7 @@
 """Measure how well `leapbatch run` keeps its job slots busy without being told the server's speed, side by side.
 
-    python benchmarks/pace.py [--repeats 3] [--skip-sdk] [--slots-jobs 400] [--sdk-jobs 30]
+    python benchmarks/pace.py [--repeats 3] [--skip-sdk] [--skip-slots] [--slots-jobs 400] [--sdk-jobs 30]
+                              [--baseline CHECKOUT]
 
 Two scenarios, each against its own `leapbatch emulator` process (free ports), `leapbatch run` in another process
 with no `--speed` (it learns the pace), figures as min/median/max over `--repeats` runs:
@@ -12,6 +13,10 @@ with no `--speed` (it learns the pace), figures as min/median/max over `--repeat
   TypeScript SDK offered (docs/leap-api-facts.md: create, poll findOne every 1 s until finished or failed, then
   download; one job at a time), written here with httpx (`sdk_loop`). The ratio is the SDK loop's time over
   leapbatch's, both measured in this invocation.
+
+With `--baseline CHECKOUT` (another checkout's root, e.g. a `git worktree` of an older commit), each leapbatch run
+is also made by that checkout's `leapbatch` (first on PYTHONPATH), alternating with this one's, against the same
+kind of emulator (this checkout's), and its figures are printed beside.
 """
 
 from __future__ import annotations
@@ -74,12 +79,14 @@ def api_requests(base_url: str) -> int:
     return sum(int(requests[route]) for route in ("create", "list", "get", "delete"))
 
 
-def leapbatch_run(base_url: str, jobs: int, limits: str) -> tuple[float, int]:
+def leapbatch_run(base_url: str, jobs: int, limits: str, code: Path | None = None) -> tuple[float, int]:
     """Run a manifest of `jobs` jobs with `leapbatch run` (no --speed) and return its seconds and API requests."""
     with tempfile.TemporaryDirectory() as tmp:
         manifest = Path(tmp) / "pace.yaml"
         manifest.write_text(MANIFEST.format(model=MODEL, jobs=jobs, limits=limits))
         env = os.environ | {"LEAP_BASE_URL": base_url, "LEAP_API_KEY": "bench-key"}
+        if code is not None:
+            env["PYTHONPATH"] = str(code)
         before = api_requests(base_url)
         done = subprocess.run(
             [sys.executable, "-m", "leapbatch", "run", str(manifest), "--out", f"{tmp}/out", "--quiet", "--yes"],
@@ -117,36 +124,50 @@ def spread(values: list[float]) -> dict[str, float]:
     return {"min": round(min(values), 3), "median": round(statistics.median(values), 3), "max": round(max(values), 3)}
 
 
-def slots(jobs: int, repeats: int) -> dict[str, object]:
-    """Measure slot efficiency and requests per job: 100 in flight, ~3 s jobs."""
+def slots(jobs: int, repeats: int, code: Path | None = None) -> dict[str, object]:
+    """Measure slot efficiency and requests per job: 100 in flight, ~3 s jobs (`code`: the checkout to run)."""
     speed = 1.5
     limits = "limits: {requests_per_second: 1000, burst: 1000, max_in_flight: 100}"
     ratios, per_job = [], []
     for _ in range(repeats):
         emulator, base_url = start_emulator(str(speed))
         try:
-            seconds, requests = leapbatch_run(base_url, jobs, limits)
+            seconds, requests = leapbatch_run(base_url, jobs, limits, code)
         finally:
             stop(emulator)
         ideal = jobs * (WORK / speed) / 100
         ratios.append(ideal / seconds)
         per_job.append(requests / jobs)
-    return {"scenario": "slots", "jobs": jobs, "in_flight": 100, "job_seconds": round(WORK / speed, 2),
-            "ideal_share": spread(ratios), "api_requests_per_job": spread(per_job)}  # fmt: skip
+    return {"scenario": "slots", "checkout": str(code or "this"), "jobs": jobs, "in_flight": 100,
+            "job_seconds": round(WORK / speed, 2), "ideal_share": spread(ratios),
+            "api_requests_per_job": spread(per_job)}  # fmt: skip
 
 
-def sdk(jobs: int, repeats: int) -> dict[str, object]:
-    """Measure leapbatch with its defaults against the SDK loop, at Leap's pace, alternating in one invocation."""
-    ours, theirs = [], []
+def sdk(jobs: int, repeats: int, code: Path | None = None) -> dict[str, object]:
+    """Measure leapbatch with its defaults against the SDK loop, at Leap's pace, alternating in one invocation
+    (with `code`, that checkout's leapbatch runs too, after this one's, against the same emulator)."""
+    ours, old, theirs = [], [], []
     for _ in range(repeats):
         emulator, base_url = start_emulator("1")
         try:
             ours.append(leapbatch_run(base_url, jobs, "")[0])
+            if code is not None:
+                old.append(leapbatch_run(base_url, jobs, "", code)[0])
             theirs.append(sdk_loop(base_url, jobs))
         finally:
             stop(emulator)
-    return {"scenario": "sdk", "jobs": jobs, "leapbatch_s": spread(ours), "sdk_loop_s": spread(theirs),
-            "speedup": spread([t / o for t, o in zip(theirs, ours, strict=True)])}  # fmt: skip
+    speedup = spread([t / o for t, o in zip(theirs, ours, strict=True)])
+    figures: dict[str, object] = {
+        "scenario": "sdk",
+        "jobs": jobs,
+        "leapbatch_s": spread(ours),
+        "sdk_loop_s": spread(theirs),
+        "speedup": speedup,
+    }
+    if old:
+        figures["baseline_s"] = spread(old)
+        figures["baseline_speedup"] = spread([t / o for t, o in zip(theirs, old, strict=True)])
+    return figures
 
 
 def main() -> None:
@@ -157,11 +178,16 @@ def main() -> None:
     parser.add_argument("--sdk-jobs", type=int, default=30)
     parser.add_argument("--skip-sdk", action="store_true", help="only the slots scenario (the SDK loop takes minutes)")
     parser.add_argument("--skip-slots", action="store_true")
+    parser.add_argument("--baseline", type=Path, help="another checkout to compare with, side by side")
     args = parser.parse_args()
+    code = args.baseline.resolve() if args.baseline else None
     if not args.skip_slots:
-        print(json.dumps(slots(args.slots_jobs, args.repeats)), flush=True)
+        for _ in range(args.repeats):  # alternate: one run of each checkout per round
+            print(json.dumps(slots(args.slots_jobs, 1)), flush=True)
+            if code is not None:
+                print(json.dumps(slots(args.slots_jobs, 1, code)), flush=True)
     if not args.skip_sdk:
-        print(json.dumps(sdk(args.sdk_jobs, args.repeats)), flush=True)
+        print(json.dumps(sdk(args.sdk_jobs, args.repeats, code)), flush=True)
 
 
 if __name__ == "__main__":

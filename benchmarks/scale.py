@@ -1,13 +1,17 @@
 """Measure the commands on a large finished folder: time and peak memory of `plan`, a resume, `status`, `verify`.
 
-    python benchmarks/scale.py [--jobs 100000] [--repeats 3] [--skip verify] [--keep DIR]
+    python benchmarks/scale.py [--jobs 100000] [--repeats 3] [--skip verify] [--keep DIR] [--baseline CHECKOUT]
 
 Builds, in a temporary folder, a manifest of N jobs (a matrix of subjects x styles x seeds) and a finished output
 folder for it as `run --local` would leave it: one `run` record, then per job an `intent`, a `submitted` and a
 `finished` record, a real 64x64 PNG per image (hard links to a few files: the disk holds a few images), and the
 derived files. Then runs each command as its own process (`python -m leapbatch ...`) `--repeats` times and prints
 min/median/max seconds and the peak resident memory (MiB) of each. The resume is `run --local`: every job is done,
-so it sends no request (the emulator it starts is not asked anything).
+so it sends no request (the emulator it starts is not asked anything). With `--baseline CHECKOUT` (another
+checkout's root, e.g. a `git worktree` of an older commit), each command also runs with that checkout's
+`leapbatch` first on PYTHONPATH, alternating with this one's on the same folder, and the median ratio
+(this / baseline) is printed: below 1 is faster. The folder is built once by this checkout (the ledger format is
+the same).
 """
 
 from __future__ import annotations
@@ -87,7 +91,7 @@ def build(folder: Path, manifest: Path) -> int:
     return len(jobs)
 
 
-def timed(command: list[str], cwd: Path) -> tuple[float, float]:
+def timed(command: list[str], cwd: Path, code: Path | None = None) -> tuple[float, float]:
     """Run `python -m leapbatch <command>` and return its seconds and peak resident memory (MiB)."""
     script = (
         "import resource, runpy, sys, time; sys.argv = ['leapbatch', *sys.argv[1:]]; t = time.perf_counter()\n"
@@ -96,8 +100,9 @@ def timed(command: list[str], cwd: Path) -> tuple[float, float]:
         "sys.stderr.write(f'BENCH {time.perf_counter() - t} "
         "{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}\\n'); sys.exit(code)\n"
     )
+    env = os.environ | ({"PYTHONPATH": str(code)} if code is not None else {})
     done = subprocess.run(
-        [sys.executable, "-c", script, *command], cwd=cwd, capture_output=True, text=True, check=False
+        [sys.executable, "-c", script, *command], cwd=cwd, env=env, capture_output=True, text=True, check=False
     )
     line = next((ln for ln in done.stderr.splitlines() if ln.startswith("BENCH ")), None)
     if done.returncode not in (0, 1) or line is None:
@@ -118,6 +123,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip", action="append", default=[], help="a command not to time (plan, run, status, verify)")
     parser.add_argument("--keep", type=Path, help="build the folder here and keep it")
+    parser.add_argument("--baseline", type=Path, help="another checkout to compare with, side by side")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = args.keep or Path(tmp)
@@ -136,9 +142,20 @@ def main() -> None:
         for name, command in commands.items():
             if name in args.skip:
                 continue
-            figures = [timed(command, root) for _ in range(args.repeats)]
-            print(json.dumps({"command": name, "jobs": jobs, "seconds": spread([f[0] for f in figures]),
-                              "peak_mib": spread([f[1] for f in figures])}), flush=True)  # fmt: skip
+            ours, theirs = [], []
+            for _ in range(args.repeats):
+                ours.append(timed(command, root))
+                if args.baseline is not None:
+                    theirs.append(timed(command, root, args.baseline.resolve()))
+            seconds = spread([f[0] for f in ours])
+            line: dict[str, object] = {"command": name, "jobs": jobs, "seconds": seconds,
+                                       "peak_mib": spread([f[1] for f in ours])}  # fmt: skip
+            if theirs:
+                baseline = spread([f[0] for f in theirs])
+                line["baseline_seconds"] = baseline
+                line["baseline_peak_mib"] = spread([f[1] for f in theirs])
+                line["time_ratio"] = round(seconds["median"] / baseline["median"], 3)
+            print(json.dumps(line), flush=True)
 
 
 if __name__ == "__main__":
