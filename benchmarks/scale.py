@@ -9,8 +9,9 @@ derived files. Then runs each command as its own process (`python -m leapbatch .
 min/median/max seconds and the peak resident memory (MiB) of each. The resume is `run --local`: every job is done,
 so it sends no request (the emulator it starts is not asked anything). With `--baseline CHECKOUT` (another
 checkout's root, e.g. a `git worktree` of an older commit), each command also runs with that checkout's
-`leapbatch` first on PYTHONPATH, alternating with this one's on the same folder, and the median ratio
-(this / baseline) is printed: below 1 is faster. The folder is built once by this checkout (the ledger format is
+`leapbatch` first on PYTHONPATH, after this one's runs, on the same folder, and the median ratio (this /
+baseline) is printed: below 1 is faster. Each command runs once untimed first (a writer's first run of a folder
+leaves its checkpoint). The folder is built once by this checkout (the ledger format is
 the same).
 """
 
@@ -142,19 +143,20 @@ def main() -> None:
         for name, command in commands.items():
             if name in args.skip:
                 continue
-            ours, theirs = [], []
-            for _ in range(args.repeats):
-                ours.append(timed(command, root))
-                if args.baseline is not None:
-                    theirs.append(timed(command, root, args.baseline.resolve()))
+            timed(command, root)  # once untimed: the first writer leaves the checkpoint and the derived files' stamp
+            ours = [timed(command, root) for _ in range(args.repeats)]
+            # Then the baseline's runs (not alternating: its resume rewrites the derived files, which would make
+            # this checkout's next resume write them again).
+            baseline = args.baseline.resolve() if args.baseline else None
+            theirs = [timed(command, root, baseline) for _ in range(args.repeats if baseline else 0)]
             seconds = spread([f[0] for f in ours])
             line: dict[str, object] = {"command": name, "jobs": jobs, "seconds": seconds,
                                        "peak_mib": spread([f[1] for f in ours])}  # fmt: skip
             if theirs:
-                baseline = spread([f[0] for f in theirs])
-                line["baseline_seconds"] = baseline
+                before = spread([f[0] for f in theirs])
+                line["baseline_seconds"] = before
                 line["baseline_peak_mib"] = spread([f[1] for f in theirs])
-                line["time_ratio"] = round(seconds["median"] / baseline["median"], 3)
+                line["time_ratio"] = round(seconds["median"] / before["median"], 3)
             print(json.dumps(line), flush=True)
 
 
