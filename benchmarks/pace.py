@@ -91,6 +91,7 @@ def leapbatch_run(base_url: str, jobs: int, limits: str, code: Path | None = Non
         done = subprocess.run(
             [sys.executable, "-m", "leapbatch", "run", str(manifest), "--out", f"{tmp}/out", "--quiet", "--yes"],
             env=env,
+            cwd=tmp,  # not a checkout: `-m` puts the working folder first on sys.path, before PYTHONPATH
             capture_output=True,
             text=True,
             check=False,

@@ -134,9 +134,9 @@ def main() -> None:
         started = time.perf_counter()
         jobs = build(folder, manifest)
         print(json.dumps({"jobs": jobs, "build_s": round(time.perf_counter() - started, 1)}), flush=True)
-        commands = {
-            "plan": ["plan", str(manifest), "--examples", "0"],
+        commands = {  # the resume first: as in a folder runs made, the others then find its checkpoint
             "run": ["run", str(manifest), "--local", "--out", str(folder), "--quiet", "--yes"],
+            "plan": ["plan", str(manifest), "--examples", "0"],
             "status": ["status", str(folder)],
             "verify": ["verify", str(folder)],
         }
