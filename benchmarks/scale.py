@@ -53,16 +53,22 @@ def manifest_text(jobs: int, out: Path) -> str:
     )
 
 
-def build(folder: Path, manifest: Path) -> int:
-    """Write a finished folder for the manifest's jobs; return how many jobs it holds."""
+def teal() -> bytes:
+    """Return a 64x64 PNG of one colour (a few hundred bytes)."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), "teal").save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def build(folder: Path, manifest: Path, pngs: list[bytes] | None = None) -> int:
+    """Write a finished folder for the manifest's jobs (job n's image is `pngs[n % len(pngs)]`, 64x64 each; one
+    teal image by default); return how many jobs it holds."""
     jobs = expand(load_manifest(manifest)).jobs
     images = folder / "images"
     images.mkdir(parents=True)
-    buffer = io.BytesIO()
-    Image.new("RGB", (64, 64), "teal").save(buffer, "PNG")
-    data = buffer.getvalue()
-    digest = hashlib.sha256(data).hexdigest()
-    first = folder / "source.png"
+    sources = pngs or [teal()]
+    digests = [hashlib.sha256(data).hexdigest() for data in sources]
+    firsts = [folder / f"source-{i}.png" for i in range(len(sources))]
     now = time.time()
     run = {"v": 1, "t": now, "type": "run", "command": "run", "tool_version": "0.1.0", "base_url": "http://127.0.0.1:1",
            "manifest_path": str(manifest), "jobs": len(jobs), "local": True}  # fmt: skip
@@ -70,7 +76,9 @@ def build(folder: Path, manifest: Path) -> int:
         ledger.write(json.dumps(run) + "\n")
         for n, job in enumerate(jobs):
             name = f"{job.key}-0.png"
-            if n % 60_000 == 0:  # a file takes at most 65,000 links on ext4
+            which = n % len(sources)
+            data, digest, first = sources[which], digests[which], firsts[which]
+            if n // len(sources) % 60_000 == 0:  # a file takes at most 65,000 links on ext4
                 first.unlink(missing_ok=True)
                 first.write_bytes(data)
             os.link(first, images / name)
@@ -88,7 +96,8 @@ def build(folder: Path, manifest: Path) -> int:
             finished = {"v": 1, "t": now, "type": "finished", "key": job.key, "inference_id": inference,
                         "images": [image]}  # fmt: skip
             ledger.write(json.dumps(finished) + "\n")
-    first.unlink()
+    for first in firsts:
+        first.unlink(missing_ok=True)
     return len(jobs)
 
 

@@ -4,8 +4,8 @@
 # above it (tests/architecture keeps this true):
 #
 #   manifest.yaml --manifest/--> Job[] --run/--> ledger records + images --folder/--> results, metadata, status
-#                                           |
-#                                          api/ (Leap over HTTP)
+#                                           |                                  |
+#                                          api/ (Leap over HTTP)            export/ --> datasets for trainers
 #
 #   errors, wire, jobs, events, crashpoints, pricing   leaves: no network, disk or clock; everything may import them
 #   manifest/   YAML file -> checked Manifest -> jobs, plan summaries (the only yaml importer)
@@ -14,9 +14,11 @@
 #               results, status, verify, shards held, merge of shard folders (no network)
 #   run/        jobs -> records + images: runner, submit, poller and its learned pace, resume, budget, delete, repair
 #               (never sees a manifest)
+#   export/     folder -> datasets trainers load: imagefolder, kohya, webdataset, parquet, with a card and
+#               SHA256SUMS (sends nothing)
 #   cli/        argv, printing, exit codes, progress display: the only place that prints or exits
 #   emulator/   the local Leap API (imports only wire and errors; only cli imports it)
 #
-# The stack: leaves < manifest, api, folder < run < cli.
+# The stack: leaves < manifest, api, folder < run, export < cli.
 
 __version__ = "0.1.0"

@@ -80,17 +80,27 @@ def entity_fingerprint(entity: InferenceEntity) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Job:
-    """One create call to make: its key, model, request body, and the template values that produced it."""
+    """One create call to make: its key, model, request body, the template values that produced it, and its caption.
+
+    The caption is the dataset's text for the job's images (the manifest's `caption:` template, rendered); it is
+    not sent, so it is no part of the key. None means the prompt.
+    """
 
     key: str
     model_id: str
     request: CreateInferenceDto
     variables: Mapping[str, Scalar] = field(default_factory=dict)
+    caption: str | None = None
 
     @classmethod
     def build(cls, model_id: str, request: CreateInferenceDto, variables: Mapping[str, Scalar] | None = None) -> Job:
         """Return a job whose key is derived from its model and request."""
         return cls(job_key(model_id, request), model_id, request, dict(variables or {}))
+
+    @property
+    def text(self) -> str:
+        """Return the caption of the job's images: its caption, else its prompt."""
+        return self.request.prompt if self.caption is None else self.caption
 
     @property
     def image_count(self) -> int:

@@ -26,7 +26,7 @@ import sys
 from collections.abc import Sequence
 
 from leapbatch import __version__
-from leapbatch.cli import emulator_cmd, ledger_cmds, manifest_cmds, merge_cmd, prune_cmd, run_cmd, signals
+from leapbatch.cli import emulator_cmd, export_cmd, ledger_cmds, manifest_cmds, merge_cmd, prune_cmd, run_cmd, signals
 from leapbatch.cli._boundary import chosen, is_expected, render
 from leapbatch.cli._common import CommandModule, Handler
 from leapbatch.errors import EXIT_USAGE, Terminated
@@ -50,7 +50,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"leapbatch {__version__}")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
-    modules: list[CommandModule] = [manifest_cmds, run_cmd, ledger_cmds, merge_cmd, prune_cmd, emulator_cmd]
+    modules: list[CommandModule] = [
+        manifest_cmds,
+        run_cmd,
+        ledger_cmds,
+        merge_cmd,
+        prune_cmd,
+        export_cmd,
+        emulator_cmd,
+    ]
     for module in modules:
         module.register(sub)
     return parser

@@ -31,6 +31,11 @@ class RunManifest:
     manifest: Manifest | None = None
     jobs: list[Job] = field(default_factory=list)
 
+    @property
+    def captions(self) -> dict[str, str | None] | None:
+        """Return the caption of each job by key (None: its prompt), or None when the manifest is not known."""
+        return None if self.manifest is None else {job.key: job.caption for job in self.jobs}
+
 
 def last_run(state: LedgerState) -> RunRecord | None:
     """Return the folder's last `run` or `merge` record (not a `delete` or `prune` one), or None."""

@@ -22,6 +22,7 @@ from leapbatch.cli._common import SubParsers, number, print_json, say, show
 from leapbatch.cli._dataset import last_run_manifest
 from leapbatch.errors import EXIT_OK, EXIT_SOME_FAILED, OutputLockedError, UsageError, plural
 from leapbatch.events import discard
+from leapbatch.export.verify import is_export, verify_export
 from leapbatch.folder.ledger import LEDGER_NAME, FolderLock, Ledger, now, open_folder, read_ledger
 from leapbatch.folder.records import RunRecord
 from leapbatch.folder.status import folder_usage, status_lines, status_report
@@ -76,11 +77,12 @@ def register(sub: SubParsers) -> None:
         "decodes and has the recorded dimensions; that images/ holds nothing else; and that metadata.jsonl and "
         "results.json agree with the ledger. --repair fetches missing or damaged images again (while the remote "
         f"job still exists, from LEAP_BASE_URL, else {DEFAULT_BASE_URL}; a folder made on another server is "
-        "refused) and rewrites metadata.jsonl and results.json.",
+        "refused) and rewrites metadata.jsonl and results.json. Given an export (`leapbatch export`), checks "
+        "every file against its SHA256SUMS and that nothing else is there.",
         epilog="exit codes: 0 clean, 1 problems found (each listed), 2 usage (--repair: a folder of another "
         "server), 3 locked (a run works on it), 5 API unavailable, 130 interrupted (Ctrl-C), 143 SIGTERM, 129 SIGHUP",
     )
-    verify.add_argument("out", metavar="OUT", help="the output folder of a run")
+    verify.add_argument("out", metavar="OUT", help="the output folder of a run, or an export's folder")
     verify.add_argument("--json", action="store_true", help="print one JSON object (shape: docs/cli.md)")
     verify.add_argument("--repair", action="store_true", help="fetch missing or damaged images again")
     _retry_after_option(verify)
@@ -182,13 +184,15 @@ async def _delete_all(
 
 
 def handle_verify(args: argparse.Namespace) -> int:
-    """Verify (and optionally repair) a folder."""
+    """Verify (and optionally repair) a folder, or check an export against its SHA256SUMS."""
+    if not os.path.lexists(Path(args.out) / LEDGER_NAME) and is_export(Path(args.out)):
+        return _verify_export(Path(args.out), args)
     out = output_folder(args.out)
     restored = 0
     if args.repair:
         with open_folder(out) as ledger:
             dataset = last_run_manifest(ledger.state)
-            problems, _ = verify_folder(out, ledger.state, dataset.dataset.keys)
+            problems, _ = verify_folder(out, ledger.state, dataset.dataset.keys, dataset.captions)
             wanted = fetchable(ledger.state, problems)
             if wanted:
                 base_url, key = settings_for_folder(out, ledger.state, action="verify --repair")
@@ -196,9 +200,10 @@ def handle_verify(args: argparse.Namespace) -> int:
             if problems:
                 name = out.name if dataset.manifest is None else dataset.manifest.name
                 rewrite_derived(out, ledger.state, None if dataset.manifest is None else dataset.jobs, name=name)
-    with _no_run_working(out):
+    with no_run_working(out):
         state = read_ledger(out, whole=True)
-        problems, checked = verify_folder(out, state, last_run_manifest(state).dataset.keys)
+        dataset = last_run_manifest(state)
+        problems, checked = verify_folder(out, state, dataset.dataset.keys, dataset.captions)
     if args.json:
         print_json(verify_report(out, problems, checked, restored))
     else:
@@ -210,8 +215,25 @@ def handle_verify(args: argparse.Namespace) -> int:
     return EXIT_OK if not problems else EXIT_SOME_FAILED
 
 
+def _verify_export(dest: Path, args: argparse.Namespace) -> int:
+    """Check an export (`leapbatch export`): every file it lists, with its sha256, and nothing else."""
+    if args.repair:
+        raise UsageError(f"{dest} is an export: --repair mends output folders", hint="export it again instead")
+    problems, checked = verify_export(dest)
+    if args.json:
+        print_json(verify_report(dest, problems, checked) | {"export": True, "files_checked": checked})
+    else:
+        for problem in problems:
+            show(f"{problem.kind}: {problem.path}: {problem.detail}")
+        say(
+            f"export: {plural(checked, 'file')} checked: "
+            + (plural(len(problems), "problem") if problems else "all good")
+        )
+    return EXIT_OK if not problems else EXIT_SOME_FAILED
+
+
 @contextlib.contextmanager
-def _no_run_working(out: Path) -> Iterator[None]:
+def no_run_working(out: Path, doing: str = "verify") -> Iterator[None]:
     """Hold the folder's lock while it is checked: a run working on it (exit 3) is said so, not reported as problems.
 
     While a run works, images are still arriving and metadata.jsonl and results.json are written only at its end, so
@@ -225,7 +247,7 @@ def _no_run_working(out: Path) -> Iterator[None]:
         raise OutputLockedError(
             f"{exc.message}: a run is working on it, and its images, metadata.jsonl and results.json are final only "
             "when it ends",
-            hint=f"verify it after the run ends; `leapbatch status {out}` works meanwhile",
+            hint=f"{doing} it after the run ends; `leapbatch status {out}` works meanwhile",
         ) from None
     except OSError as exc:
         if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):

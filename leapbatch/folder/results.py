@@ -19,25 +19,42 @@ import hashlib
 import json
 import os
 import stat
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from leapbatch import __version__
 from leapbatch.errors import UsageError
 from leapbatch.folder.atomic import lstat_or_none, open_file, write_text_atomic
+from leapbatch.folder.records import ImageRecord
 from leapbatch.folder.state import JobState, LedgerState, Phase
 from leapbatch.jobs import Job
-from leapbatch.wire import CreateInferenceDto
+from leapbatch.wire import SPEC_DEFAULTS, CreateInferenceDto
 
 RESULTS_NAME = "results.json"
 METADATA_NAME = "metadata.jsonl"
 RESULTS_VERSION = 1
 STAMP_NAME = ".leapbatch.derived"  # what the derived files were written for (see `write_results`)
-# Request fields that are columns on every metadata row (the ones Leap always applies); legacy fields join only
-# when some job sets them, so columns stay identical across rows either way.
-CORE_FIELDS = ("prompt", "negative_prompt", "seed", "steps", "width", "height", "number_of_images", "prompt_strength")
+# The request fields that are columns of every metadata row, whether or not a job sets them (docs/dataset.md).
+REQUEST_COLUMNS = (
+    "prompt",
+    "negative_prompt",
+    "seed",
+    "steps",
+    "number_of_images",
+    "prompt_strength",
+    "version",
+    "enhance_prompt",
+    "restore_faces",
+    "upscale_by",
+    "sampler",
+)
+# Names a variable may share with a request field (an axis named `seed` sets the seed): their values are in the
+# request columns already, so they get no `var_` column of their own.
+_WIRE = {name: field.alias or name for name, field in CreateInferenceDto.model_fields.items()}
+_DEFAULT_STRENGTH = float(cast(int, SPEC_DEFAULTS["promptStrength"]))
+REQUEST_NAMES = frozenset({"model", *CreateInferenceDto.model_fields})
 
 
 def _snake_request(request: dict[str, Any]) -> dict[str, Any]:
@@ -92,26 +109,42 @@ def dropped_jobs(state: LedgerState, keys: Collection[str]) -> list[JobState]:
     return [js for js in state.jobs.values() if js.key not in keys and js.phase is not Phase.PRUNED]
 
 
-def metadata_rows(state: LedgerState, keys: Collection[str]) -> list[dict[str, Any]]:
-    """Return one `imagefolder` metadata row per image of the jobs `keys` (the manifest's): the same columns on all."""
-    finished = [js for js in state.jobs.values() if js.phase is Phase.FINISHED and js.key in keys]
-    requests = {js.key: _snake_request(js.request) for js in finished}
-    extra_fields = sorted({name for req in requests.values() for name in req} - set(CORE_FIELDS))
-    variable_names = sorted({name for js in finished for name in js.variables})
-    rows = []
+def metadata_row(js: JobState, image: ImageRecord, text: str, variable_names: Sequence[str]) -> dict[str, Any]:
+    """Return the metadata row of one image: the same columns, in the same order, with the same types, on every row
+    of every folder (variables aside: one `var_<name>` column per name of `variable_names`, text or null)."""
+    request = js.request
+    row: dict[str, Any] = {"file_name": image.path, "text": text, "key": js.key, "index": image.index}
+    row["model_id"] = js.model
+    row["inference_id"] = js.inference_id
+    for name in REQUEST_COLUMNS:
+        row[name] = request.get(_WIRE[name])
+    row["negative_prompt"] = row["negative_prompt"] or ""
+    row["prompt_strength"] = float(request.get("promptStrength", _DEFAULT_STRENGTH))  # 7 and 7.0 alike: a float
+    row["width"], row["height"] = image.width, image.height
+    for name in variable_names:
+        value = js.variables.get(name)
+        row[f"var_{name}"] = None if value is None else str(value)
+    row["sha256"] = image.sha256
+    return row
+
+
+def variable_columns(jobs: Iterable[JobState]) -> list[str]:
+    """Return the names of the `var_` columns of `jobs`' rows: their variables that are not request fields, sorted."""
+    return sorted({name for js in jobs for name in js.variables} - REQUEST_NAMES)
+
+
+def metadata_rows(state: LedgerState, captions: Mapping[str, str | None]) -> list[dict[str, Any]]:
+    """Return one `imagefolder` metadata row per image of the dataset's finished jobs, in ledger order.
+
+    `captions` maps the dataset's job keys (the manifest's) to their captions (None: the prompt).
+    """
+    finished = [js for js in state.jobs.values() if js.phase is Phase.FINISHED and js.key in captions]
+    names = variable_columns(finished)
+    rows: list[dict[str, Any]] = []
     for js in finished:
-        request = requests[js.key]
-        for image in js.images:
-            row: dict[str, Any] = {"file_name": image.path, "key": js.key, "index": image.index}
-            row["model_id"] = js.model
-            row["inference_id"] = js.inference_id
-            for name in (*CORE_FIELDS, *extra_fields):
-                row[name] = request.get(name)
-            for name in variable_names:
-                value = js.variables.get(name)
-                row[f"var_{name}"] = None if value is None else str(value)
-            row["sha256"] = image.sha256
-            rows.append(row)
+        caption = captions[js.key]
+        text = str(js.request.get("prompt", "")) if caption is None else caption
+        rows.extend(metadata_row(js, image, text, names) for image in js.images)
     return rows
 
 
@@ -127,8 +160,9 @@ def results_text(document: dict[str, Any]) -> str:
 
 def _stamp(jobs: Sequence[Job], state: LedgerState, name: str) -> dict[str, Any]:
     """Return what the derived files are a function of: the dataset's name and jobs, and the ledger's job changes."""
-    keys = hashlib.sha256("\n".join(job.key for job in jobs).encode()).hexdigest()
-    return {"v": 1, "name": name, "jobs_sha256": keys, "changes": state.changes}
+    listed = "\n".join(job.key if job.caption is None else f"{job.key}\t{job.caption}" for job in jobs)
+    keys = hashlib.sha256(listed.encode("utf-8", "surrogatepass")).hexdigest()
+    return {"v": 2, "name": name, "jobs_sha256": keys, "changes": state.changes}
 
 
 def _files(out_dir: Path) -> list[list[int]] | None:
@@ -160,7 +194,7 @@ def write_results(out_dir: Path, jobs: Sequence[Job], state: LedgerState, *, nam
         return
     document = results_document(jobs, state, name=name)
     write_text_atomic(out_dir / RESULTS_NAME, results_text(document))
-    rows = metadata_rows(state, {job.key for job in jobs})
+    rows = metadata_rows(state, {job.key: job.caption for job in jobs})
     lines = [json.dumps(row, ensure_ascii=False, sort_keys=False) for row in rows]
     write_text_atomic(out_dir / METADATA_NAME, "".join(line + "\n" for line in lines))
     files = _files(out_dir)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -87,9 +87,12 @@ def dataset_keys(out_dir: Path, state: LedgerState, manifest_keys: Collection[st
     return frozenset(key for key, job in state.jobs.items() if job.phase is not Phase.PRUNED)
 
 
-def _check_metadata(out_dir: Path, state: LedgerState, keys: Collection[str]) -> list[Problem]:
+def _check_metadata(
+    out_dir: Path, state: LedgerState, keys: Collection[str], captions: Mapping[str, str | None] | None
+) -> list[Problem]:
+    """Compare `metadata.jsonl` with the rows the ledger gives; its `text` column only when the captions are known."""
     path = out_dir / METADATA_NAME
-    expected = metadata_rows(state, keys)
+    expected = metadata_rows(state, captions if captions is not None else dict.fromkeys(keys))
     data = _read_bytes(path)
     if data is None:
         return [Problem("metadata", f"{METADATA_NAME} is missing", METADATA_NAME)] if expected else []
@@ -97,6 +100,9 @@ def _check_metadata(out_dir: Path, state: LedgerState, keys: Collection[str]) ->
         rows = [json.loads(line) for line in data.decode("utf-8").split("\n") if line.strip()]
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         return [Problem("metadata", f"{METADATA_NAME} is not JSON lines ({exc})", METADATA_NAME)]
+    if captions is None:  # which caption the manifest gave cannot be told: any text will do
+        rows = [{**row, "text": None} if isinstance(row, dict) else row for row in rows]
+        expected = [{**row, "text": None} for row in expected]
     if rows != json.loads(json.dumps(expected)):
         have = {row.get("file_name") for row in rows if isinstance(row, dict)}
         want = {row["file_name"] for row in expected}
@@ -139,9 +145,13 @@ def _check_results(out_dir: Path, state: LedgerState, keys: Collection[str]) -> 
 
 
 def verify_folder(
-    out_dir: Path, state: LedgerState, manifest_keys: Collection[str] | None = None
+    out_dir: Path,
+    state: LedgerState,
+    manifest_keys: Collection[str] | None = None,
+    captions: Mapping[str, str | None] | None = None,
 ) -> tuple[list[Problem], int]:
-    """Return every problem in the folder, and how many images were checked (`manifest_keys`: see `dataset_keys`)."""
+    """Return every problem in the folder, and how many images were checked (`manifest_keys`: see `dataset_keys`;
+    `captions`: the manifest's, by key, when it is known)."""
     pairs = [(job, image) for job in state.jobs.values() if job.phase is Phase.FINISHED for image in job.images]
     recorded = {image.path for _, image in pairs}
     checked = len(pairs)
@@ -158,7 +168,7 @@ def verify_folder(
             if relative not in recorded:
                 problems.append(Problem("untracked", "not in the ledger", relative))
     keys = dataset_keys(out_dir, state, manifest_keys)
-    problems += _check_metadata(out_dir, state, keys)
+    problems += _check_metadata(out_dir, state, keys, captions)
     problems += _check_results(out_dir, state, keys)
     return problems, checked
 

@@ -1,16 +1,17 @@
 """Loading manifests: a file or text -> a checked `Manifest`, or `ManifestError` listing every problem.
 
 Loading runs in two rounds and raises `ManifestError` with every problem of the round that failed, each located at
-`file:line:col`. Round one is the YAML and the types: `manifest_yaml` composes and builds plain data safely, then
+`file:line:col`. Round one is the YAML and the types: `manifest_yaml` composes and builds plain data safely,
+`values_files` reads the files it names (`{values_file: ...}` axes, `{file: ...}` include entries) into it, then
 `ManifestSpec` (`manifest_format`) validates it strictly. Round two is the meaning (`manifest_check`): names,
 templates, which names each axis sets, unused axes and vars, exclude and include entries, and the caps. A `Manifest`
 that exists has passed both rounds, so `expand` can trust it; only the rendered prompts' lengths and an empty result
-are left for `expand` to find. This is the module the rest of leapbatch imports manifests from.
+are left for `expand` to find. `source_sha256` changes when the manifest or a file it names does
+(`values_files.source_sha256`). This is the module the rest of leapbatch imports manifests from.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from pydantic import ValidationError
 
 from leapbatch.errors import ManifestError, Problem, UsageError
 from leapbatch.manifest import safe_yaml as manifest_yaml
-from leapbatch.manifest import wording
+from leapbatch.manifest import values_files, wording
 from leapbatch.manifest.check import check
 from leapbatch.manifest.models import (
     MAX_AXES,
@@ -97,7 +98,10 @@ def load_manifest(path: Path | str) -> Manifest:
 
 
 def parse_manifest(text: str | bytes, source_name: str = "<manifest>", *, source_path: Path | None = None) -> Manifest:
-    """Check a manifest's text and return it, or raise ManifestError listing every problem found."""
+    """Check a manifest's text and return it, or raise ManifestError listing every problem found.
+
+    Files it names are read from the folder of `source_path`; without one, naming a file is a problem.
+    """
     if isinstance(text, str):
         try:
             raw = text.encode("utf-8")
@@ -114,17 +118,25 @@ def parse_manifest(text: str | bytes, source_name: str = "<manifest>", *, source
         got = manifest_yaml.describe(root)
         problems.append(locator.problem((), f"expected a mapping of keys (version: 1, name: ...), got {got}"))
         raise ManifestError(problems)
+    files = values_files.resolve(built.data, locator, None if source_path is None else source_path.parent)
+    locator = Locator(source_name, root, files.places)
+    problems += files.problems
     spec: ManifestSpec | None = None
     try:
-        spec = ManifestSpec.model_validate(built.data)
+        spec = ManifestSpec.model_validate(files.data)
     except ValidationError as exc:
         for error in exc.errors():
             # A `None` default is written as a union with None: drop that member's error and its tag in `loc`.
             if error["type"] == "none_required":
                 continue
-            error["loc"] = loc = _data_loc(built.data, tuple(error["loc"]))
-            if not any(loc[: len(refused)] == refused for refused in built.refused):
+            error["loc"] = loc = _data_loc(files.data, tuple(error["loc"]))
+            at = locator.tree_path(loc)  # where `built.refused` has it, if in the tree
+            if at is None or not any(at[: len(refused)] == refused for refused in built.refused):
                 problems.append(wording.explain(locator, (), error, error_hint))
     if problems or spec is None:
         raise ManifestError(problems)
-    return check(spec, locator, hashlib.sha256(raw).hexdigest(), source_path)
+    try:
+        return check(spec, locator, values_files.source_sha256(raw, files.digests), source_path)
+    except ManifestError as exc:
+        # A CSV's rows share its header: a problem with a column is found once per row, and said once.
+        raise ManifestError(list(dict.fromkeys(exc.problems))) from None

@@ -115,7 +115,8 @@ class _Checker(CheckerCore):
         """Check `{range: [start, end], step: n}`: whole numbers, start <= end, step >= 1, values in bounds."""
         unknown = [key for key in raw if key not in ("range", "step")]
         for key in unknown:
-            hint = wording.did_you_mean(key, ["range", "step"]) or "a range is {range: [start, end], step: n}"
+            known = ["range", "step", "values_file"]
+            hint = wording.did_you_mean(key, known) or "a range is {range: [start, end], step: n}"
             self.add((*loc, key), "unknown key", hint, key=True)
         if "range" not in raw:
             if not unknown:
@@ -220,6 +221,29 @@ class _Checker(CheckerCore):
                         hint = f"is `{close}` a typo of `{name}`?" if close else f"add {name}: ... here, or to vars"
                         self.add(("matrix", axis.label, i), f"sets no `{name}`, and vars has none", hint)
 
+    def matrix_caption(self, axes: list[Axis], variables: dict[str, Scalar]) -> set[str]:
+        """Check that the caption resolves for every matrix job; return the names it uses.
+
+        The caption is not sent, so it counts for `vars` (a trigger word may live only there) but not for an axis:
+        an axis only the caption uses would still repeat the same jobs.
+        """
+        if self.caption is None:
+            return set()
+        setters = {name: axis for axis in axes for name in axis.names}
+        known = (set(variables) | set(setters) | self.doubtful) - set(REQUEST_FIELDS)
+        for name in self.caption.names:
+            if name not in known and name not in REQUEST_FIELDS:
+                close = wording.close_match(name, sorted(known))
+                self.suspects.update([close] if close else [])
+                hint = f"did you mean '{close}'?" if close else "set it in vars or as a matrix axis"
+                self.add(("caption",), f"unknown template variable {{{name}}} (known: {known_names(known)})", hint)
+            axis = setters.get(name)
+            if axis is not None and axis.mapping and name not in variables:
+                for i, entry in enumerate(axis.values):
+                    if name not in entry:
+                        self.add(("matrix", axis.label, i), f"sets no `{name}` for the caption, and vars has none")
+        return set(self.caption.names)
+
     def include(
         self,
         i: int,
@@ -243,7 +267,7 @@ class _Checker(CheckerCore):
             self.templates.get(entry[field]) if field in entry else top
             for field, top in (("prompt", prompt), ("negative_prompt", negative))
         ]
-        used = {name for template in templates if template for name in template.names}
+        used = {name for template in (*templates, self.caption) if template for name in template.names}
         if templates[0] is None:
             self.add(loc, "no prompt: the entry sets none and there is no top-level prompt", "add prompt: to it")
         if "model" not in entry and self.spec.model is None:
@@ -326,12 +350,14 @@ class _Checker(CheckerCore):
         spec = self.spec
         prompt = self.template(spec.prompt, ("prompt",))
         negative = self.template(spec.negative_prompt, ("negative_prompt",))
+        self.caption = self.template(spec.caption, ("caption",))
         variables = self.variables()
         axes = self.axes()
         used: set[str] = set()
         uses_matrix = bool(spec.matrix) or not spec.include
         if uses_matrix:
             used |= self.matrix(axes, prompt, negative, variables)
+            used |= self.matrix_caption(axes, variables)
         includes: list[dict[str, Scalar]] = []
         matrix_names = {name for axis in axes for name in axis.names}
         for i, entry in enumerate(spec.include):
@@ -360,6 +386,7 @@ class _Checker(CheckerCore):
             axes=tuple(axes),
             prompt=prompt,
             negative_prompt=negative,
+            caption=self.caption,
             templates=self.templates,
             variables=variables,
             excludes=tuple(excludes),

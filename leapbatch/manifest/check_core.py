@@ -60,6 +60,7 @@ class CheckerCore:
         self.doubtful: set[str] = set()  # names of axes and vars that failed: known, so no follow-on problems
         self.suspects: set[str] = set()  # names an unknown template variable probably meant: not "unused"
         self.broken = False  # a template failed to parse: which names are used is unknown
+        self.caption: Template | None = None  # the caption template (set first: include entries render it too)
 
     def add(self, loc: Loc, message: str, hint: str | None = None, *, key: bool = False) -> None:
         """Record a problem at `loc` (at its key with `key`)."""

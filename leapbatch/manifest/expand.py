@@ -9,7 +9,8 @@ are held in memory (with `sample`, only the `count` best picks so far).
 For each combination, the names it sets and then `vars` fill the templates; each request field comes from the
 combination, else from `params` (or the top-level `model`, `prompt`, `negative_prompt`), else from the defaults of
 `params`. A job with no seed anywhere gets `int(k[:8], 16) % 2**31` as its seed, where `k` is the job key of the
-same request without a seed: stable, spread out, and never Leap's constant default seed. Combinations whose
+same request without a seed: stable, spread out, and never Leap's constant default seed. The `caption` template,
+if any, is rendered from the same values into each job's caption (not sent, so no part of its key). Combinations whose
 requests are equal collapse into the first. `sample` ranks the matrix jobs by sha256 of `"<seed>:<key>"` and keeps
 the `count` lowest, in matrix order, so a larger count keeps every earlier pick; include entries are always kept.
 """
@@ -132,6 +133,7 @@ class _Resolver:
         for name, value in assign.items():
             if name in self.defaults or name in _OPTIONAL_FIELDS:
                 fields[name] = value
+        caption = manifest.caption.render(values) if manifest.caption is not None else None
         strength = fields["prompt_strength"]
         if isinstance(strength, float) and strength.is_integer():
             fields["prompt_strength"] = int(strength)  # canonical JSON writes 7.0 as 7: send what is hashed
@@ -139,7 +141,7 @@ class _Resolver:
         body = {_WIRE_NAMES[name]: value for name, value in fields.items()}
         if "seed" not in fields:
             body["seed"] = fields["seed"] = derived_seed_of(model, body)
-        return Job(request_key(model, body), model, CreateInferenceDto(**fields), variables)
+        return Job(request_key(model, body), model, CreateInferenceDto(**fields), variables, caption)
 
     def rendered(self, name: str, text: str, assign: Mapping[str, Scalar], loc: Loc) -> None:
         """Report a prompt that rendered empty or too long, naming the values that made it."""

@@ -93,6 +93,28 @@ _AXIS_SCHEMA: dict[str, Any] = {
             "required": ["range"],
             "additionalProperties": False,
         },
+        {
+            "type": "object",
+            "properties": {"values_file": {"type": "string", "minLength": 1}},
+            "required": ["values_file"],
+            "additionalProperties": False,
+        },
+    ]
+}
+_INCLUDE_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {
+            "type": "object",
+            "properties": {"file": {"type": "string", "pattern": r"\.([cC][sS][vV]|[jJ][sS][oO][nN][lL])$"}},
+            "required": ["file"],
+            "additionalProperties": False,
+        },
+        {
+            "type": "object",
+            "minProperties": 1,
+            "not": {"required": ["file"]},
+            "additionalProperties": _SCALAR_SCHEMA,
+        },
     ]
 }
 
@@ -189,6 +211,9 @@ class ManifestSpec(_Strict):
     model: ModelId | SkipJsonSchema[None] = Field(None, description="Default model id.")
     prompt: PromptText | SkipJsonSchema[None] = Field(None, description="Prompt template: {name} = an axis or var.")
     negative_prompt: NegativeText | SkipJsonSchema[None] = Field(None, description="Negative prompt template.")
+    caption: NegativeText | SkipJsonSchema[None] = Field(
+        None, description="Caption template: the dataset's text for each image (default: the rendered prompt)."
+    )
     vars: Annotated[
         dict[str, Any],
         WithJsonSchema({"type": "object", "additionalProperties": {"type": ["string", "number"]}}),
@@ -203,10 +228,8 @@ class ManifestSpec(_Strict):
     ] = Field(default_factory=list, description="Drop every combination that matches all keys of an entry.")
     include: Annotated[
         list[dict[str, Any]],
-        WithJsonSchema(
-            {"type": "array", "items": {"type": "object", "minProperties": 1, "additionalProperties": _SCALAR_SCHEMA}}
-        ),
-    ] = Field(default_factory=list, description="Extra combinations, one job each.")
+        WithJsonSchema({"type": "array", "items": _INCLUDE_SCHEMA}),
+    ] = Field(default_factory=list, description="Extra combinations, one job each, or {file: rows.csv} for many.")
     sample: Sample | SkipJsonSchema[None] = None
     limits: Limits = Field(default_factory=Limits)
     cleanup: Cleanup = Field(default_factory=Cleanup)
@@ -295,6 +318,7 @@ class Manifest:
     axes: tuple[Axis, ...]
     prompt: Template | None
     negative_prompt: Template | None
+    caption: Template | None
     templates: Mapping[str, Template]  # every prompt / negative_prompt value set by an axis or include, parsed
     variables: Mapping[str, Scalar]
     excludes: tuple[Mapping[str, frozenset[Scalar]], ...]

@@ -7,7 +7,8 @@ tags); anchors and aliases are refused as their events arrive, so the tree is a 
 bomb cannot expand; at most MAX_NODES nodes and MAX_DEPTH levels (so every later recursive walk is bounded); only
 the str, int, float and bool tags become values, with YAML 1.1's surprises (octal `017`, base-60 `1:30`, dates,
 `.inf`) refused rather than read; duplicate keys and nulls are problems, not silently dropped. Every problem found
-is collected, so one run of `validate` lists them all.
+is collected, so one run of `validate` lists them all. A `Locator` finds a field path's node, or the `Place` in a
+values file that the data at that path was read from.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def dotted(loc: Loc) -> str:
     return out
 
 
-def _problem(source: str, line: int, col: int, loc: Loc, message: str, hint: str | None) -> Problem:
+def problem_at(source: str, line: int, col: int, loc: Loc, message: str, hint: str | None) -> Problem:
     """Return a Problem whose text is safe for a terminal: keys and values from the file may hold control codes."""
     return Problem(source, line, col, printable(dotted(loc)), printable(message), printable(hint) if hint else None)
 
@@ -91,7 +92,7 @@ class _Composer:
     nodes: int = 0
 
     def problem(self, mark: Any, message: str, hint: str | None = None) -> None:
-        self.problems.append(_problem(self.source, mark.line + 1, mark.column + 1, (), message, hint))
+        self.problems.append(problem_at(self.source, mark.line + 1, mark.column + 1, (), message, hint))
 
     def node(self, depth: int) -> yaml.Node:  # noqa: C901 -- one branch per YAML event kind, read top to bottom
         event = self.loader.get_event()
@@ -240,7 +241,7 @@ class _Builder:
     def refuse(self, node: yaml.Node, loc: Loc, message: str, hint: str | None = None, *, drop: bool = True) -> None:
         """Record a problem; with `drop`, the value is left out and later problems under `loc` are not reported."""
         mark = node.start_mark
-        self.problems.append(_problem(self.source, mark.line + 1, mark.column + 1, loc, message, hint))
+        self.problems.append(problem_at(self.source, mark.line + 1, mark.column + 1, loc, message, hint))
         if drop:
             self.refused.add(loc)
 
@@ -318,18 +319,65 @@ def build(root: yaml.Node, source: str) -> Built:
 
 
 @dataclass(frozen=True, slots=True)
+class Place:
+    """Where data read from a values file was written: a value's line and column, or a row's and its cells'.
+
+    `shown` is how the data's field path is written in messages (a value of `matrix.artist` shows as `artist`); a
+    row's problems at `(name,)` are located at its cell, or at its key (a CSV's header) when about the name.
+    """
+
+    source: str
+    line: int
+    col: int
+    shown: Loc = ()
+    cells: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    keys: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+
+    def problem(self, rest: Loc, message: str, hint: str | None, *, key: bool) -> Problem:
+        """Return a Problem about the data at `rest` below this place."""
+        line, col = self.line, self.col
+        if rest and isinstance(rest[0], str):
+            line, col = (self.keys if key and rest[0] in self.keys else self.cells).get(rest[0], (line, col))
+        return problem_at(self.source, line, col, (*self.shown, *rest), message, hint)
+
+
+@dataclass(frozen=True, slots=True)
 class Locator:
-    """Turn field paths into `file:line:col` problems, using the node tree the data was built from."""
+    """Turn field paths into `file:line:col` problems, using the node tree the data was built from.
+
+    `places` maps the path of data that came from a values file to its Place there, and the path of an include
+    entry that files moved (`include[5]`, after rows read from a file) to its path in the tree (`include[1]`).
+    """
 
     source: str
     root: yaml.Node | None = None
+    places: Mapping[Loc, Place | Loc] = field(default_factory=dict)
+
+    def _target(self, loc: Loc) -> tuple[Loc, Place | None]:
+        """Return `loc` as a path in the tree, or the Place its data came from and the path below that place."""
+        for n in range(len(loc), 0, -1) if self.places else ():
+            target = self.places.get(loc[:n])
+            if isinstance(target, Place):
+                return loc[n:], target
+            if target is not None:
+                return (*target, *loc[n:]), None
+        return loc, None
+
+    def tree_path(self, loc: Loc) -> Loc | None:
+        """Return the path in the tree of the data at `loc`, or None if that data came from a file."""
+        loc, place = self._target(loc)
+        return None if place is not None else loc
 
     def node(self, loc: Loc, *, key: bool = False) -> yaml.Node | None:
         """Return the node at `loc` (its key node if `key`), or the deepest node on the way to it."""
-        return self._walk(loc, key)[0]
+        loc, place = self._target(loc)
+        return None if place is not None else self._walk(loc, key)[0]
 
     def exact(self, loc: Loc) -> yaml.Node | None:
-        """Return the node at `loc`, or None if the tree does not reach that far."""
+        """Return the node at `loc`, or None if the tree does not reach that far (or the data came from a file)."""
+        loc, place = self._target(loc)
+        if place is not None:
+            return None
         node, reached = self._walk(loc, False)
         return node if reached else None
 
@@ -349,6 +397,9 @@ class Locator:
 
     def problem(self, loc: Loc, message: str, hint: str | None = None, *, key: bool = False) -> Problem:
         """Return a Problem located at the node of `loc` (1-based line and column; 0 when unknown)."""
-        node = self.node(loc, key=key)
+        tree_loc, place = self._target(loc)
+        if place is not None:
+            return place.problem(tree_loc, message, hint, key=key)
+        node = self._walk(tree_loc, key)[0]
         line, col = (node.start_mark.line + 1, node.start_mark.column + 1) if node is not None else (0, 0)
-        return _problem(self.source, line, col, loc, message, hint)
+        return problem_at(self.source, line, col, tree_loc, message, hint)

@@ -61,7 +61,15 @@ def importers_of(library: str) -> set[str]:
     ("library", "homes"),
     [
         ("yaml", {"leapbatch.manifest", "leapbatch.manifest.safe_yaml"}),
-        ("rich", {"leapbatch.cli.progress", "leapbatch.cli.ledger_cmds", "leapbatch.cli.manifest_cmds"}),
+        (
+            "rich",
+            {
+                "leapbatch.cli.progress",
+                "leapbatch.cli.ledger_cmds",
+                "leapbatch.cli.manifest_cmds",
+                "leapbatch.cli.export_cmd",
+            },
+        ),
         ("hypercorn", {"leapbatch.emulator.serve"}),
     ],
 )

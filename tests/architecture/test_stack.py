@@ -1,4 +1,4 @@
-"""The stack (leapbatch/__init__.py): leaves < manifest, api, folder < run < cli, the emulator aside; each room
+"""The stack (leapbatch/__init__.py): leaves < manifest, api, folder < run, export < cli, the emulator aside; each room
 imports only from rooms below it, and httpx and trio live where the layout says."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import leapbatch
 
 PACKAGE = Path(leapbatch.__file__).parent
 LEAVES = {"errors", "wire", "jobs", "events", "crashpoints", "pricing"}
-LAYER = {"manifest": 1, "api": 1, "folder": 1, "run": 2, "cli": 3, "__main__": 4}
+LAYER = {"manifest": 1, "api": 1, "folder": 1, "run": 2, "export": 2, "cli": 3, "__main__": 4}
 
 
 def _runtime_imports(path: Path) -> set[str]:
@@ -71,7 +71,7 @@ def upward_imports() -> list[str]:
 
 
 def test_each_room_imports_only_from_rooms_below() -> None:
-    """leaves < manifest, api, folder < run < cli: no import goes sideways or up (manifest, api, folder are apart)."""
+    """leaves < manifest, api, folder < run, export < cli: no import goes sideways or up (a layer's rooms are apart)."""
     assert [] == upward_imports()
 
 

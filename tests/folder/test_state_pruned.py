@@ -158,7 +158,7 @@ def test_results_and_metadata_hold_the_manifest_jobs_only() -> None:
     assert ([OTHER], 1, [OTHER]) == (
         [entry["key"] for entry in document["jobs"]],
         document["not_in_manifest"],
-        [row["key"] for row in metadata_rows(state, {OTHER})],
+        [row["key"] for row in metadata_rows(state, {OTHER: None})],
     )
     assert 0 == results_document([job(OTHER)], fold([*FINISHED, pruned()]), name="n")["not_in_manifest"]
 

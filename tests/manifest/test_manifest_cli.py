@@ -212,6 +212,7 @@ def test_problems_escape_control_characters_from_the_manifest(
         f'error: {path}:2:7: name: not a valid name: "bad\\x1b]0;x\\x07" '
         "(hint: use up to 64 letters, digits, - and _, starting with a letter or digit)",
         f"error: {path}:5:1: \\x1b[31m: unknown key (hint: known keys: version, name, model, prompt, "
-        "negative_prompt, vars, params, matrix, exclude, include, sample, limits, cleanup, output, pricing, budget)",
+        "negative_prompt, caption, vars, params, matrix, exclude, include, sample, limits, cleanup, output, pricing, "
+        "budget)",
         "2 problems found",
     ] == err.splitlines()

@@ -15,10 +15,12 @@ EXAMPLES = sorted((ROOT / "manifests").glob("*.yaml"))
 
 
 def test_the_corpus_is_large_and_complete() -> None:
-    """At least 30 invalid manifests, each with an .err file beside it and nothing else."""
-    errs = sorted((ROOT / "tests" / "manifests" / "invalid").glob("*.err"))
+    """At least 30 invalid manifests, each with an .err file beside it, and the values files they name in files/."""
+    folder = ROOT / "tests" / "manifests" / "invalid"
+    errs = sorted(folder.glob("*.err"))
+    others = sorted(p.name for p in folder.iterdir() if p.suffix not in (".yaml", ".err"))
     assert len(INVALID) >= 30
-    assert [p.with_suffix(".err") for p in INVALID] == errs
+    assert ([p.with_suffix(".err") for p in INVALID], ["files"]) == (errs, others)
 
 
 @pytest.mark.parametrize("path", INVALID, ids=lambda p: p.stem)
@@ -53,7 +55,9 @@ def test_example_manifest_is_valid(
 
 def test_examples_cover_each_feature() -> None:
     """The examples include the Quick start one and one per feature."""
-    expected = {"example", "ranges-and-seeds", "linked-axes", "include-exclude", "models-axis", "sampling"}
+    expected = {
+        "example", "ranges-and-seeds", "linked-axes", "include-exclude", "models-axis", "sampling", "values-files",
+    }  # fmt: skip
     assert expected <= {p.stem for p in EXAMPLES}
 
 

@@ -20,8 +20,9 @@ EXAMPLES = int(os.environ.get("LEAPBATCH_FUZZ_EXAMPLES", "100"))
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 EXAMPLE = (Path(__file__).resolve().parents[2] / "manifests" / "example.yaml").read_text(encoding="utf-8")
 KEYS = [
-    "version", "name", "model", "prompt", "negative_prompt", "vars", "params", "matrix", "exclude", "include",
-    "sample", "limits", "cleanup", "output", "range", "step", "seed", "steps", "width", "count", "animal", "style",
+    "version", "name", "model", "prompt", "negative_prompt", "caption", "vars", "params", "matrix", "exclude",
+    "include", "sample", "limits", "cleanup", "output", "range", "step", "seed", "steps", "width", "count", "animal",
+    "style",
 ]  # fmt: skip
 SCALARS = st.one_of(
     st.none(),
