@@ -29,7 +29,7 @@ from pathlib import Path
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
-from scale import build, manifest_text, spread, timed  # noqa: E402 -- the benchmark next door builds the folder
+from scale import build, manifest_text, spread, timed
 
 
 def noise(count: int, seed: int = 0) -> list[bytes]:
