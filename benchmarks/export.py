@@ -6,8 +6,9 @@ finished folder.
 Builds a finished folder of N jobs as `benchmarks/scale.py` does, with 256 distinct 64x64 noise PNGs (about 12 KB
 each, so the bytes are real work; the folder hard-links them), and resumes it once (untimed: as a real folder, it
 then names its manifest and has its checkpoint). Then, in one invocation and alternating, runs each
-export (`python -m leapbatch export`, its own process) and two plain copies of the same images: `tar cf` of
-`images/` (the bytes into one archive, what a WebDataset shard is) and `cp -r images/` (a file per image, what an
+export (`python -m leapbatch export`, its own process) and two plain copies of the same images: `tar cf
+--hard-dereference` of `images/` (the bytes into one archive, what a WebDataset shard is; without the flag tar
+would store each hard link as a header only) and `cp -r images/` (a file per image, what an
 imagefolder export is). Prints min/median/max seconds of each and the median ratios export / tar and export / cp.
 An export also reads each image through the ledger check (size, sha256), tags PNGs, and writes SHA256SUMS.
 """
@@ -83,7 +84,7 @@ def main() -> None:
             times[fmt].append(seconds)
             print(f"{fmt}: {seconds:.2f} s, {rss:,.0f} MiB", flush=True)
             shutil.rmtree(dest)
-        times["tar"].append(plain(["tar", "cf", str(root / "copy.tar"), "images"], folder))
+        times["tar"].append(plain(["tar", "--hard-dereference", "-cf", str(root / "copy.tar"), "images"], folder))
         (root / "copy.tar").unlink()
         times["cp"].append(plain(["cp", "-r", str(folder / "images"), str(root / "copy")], root))
         shutil.rmtree(root / "copy")
