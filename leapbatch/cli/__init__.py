@@ -26,7 +26,18 @@ import sys
 from collections.abc import Sequence
 
 from leapbatch import __version__
-from leapbatch.cli import emulator_cmd, export_cmd, ledger_cmds, manifest_cmds, merge_cmd, prune_cmd, run_cmd, signals
+from leapbatch.cli import (
+    emulator_cmd,
+    export_cmd,
+    gallery_cmd,
+    ledger_cmds,
+    manifest_cmds,
+    merge_cmd,
+    prune_cmd,
+    run_cmd,
+    sheet_cmd,
+    signals,
+)
 from leapbatch.cli._boundary import chosen, is_expected, render
 from leapbatch.cli._common import CommandModule, Handler
 from leapbatch.errors import EXIT_USAGE, Terminated
@@ -57,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
         merge_cmd,
         prune_cmd,
         export_cmd,
+        gallery_cmd,
+        sheet_cmd,
         emulator_cmd,
     ]
     for module in modules:

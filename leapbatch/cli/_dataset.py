@@ -21,6 +21,7 @@ from leapbatch.folder.status import DatasetManifest
 from leapbatch.jobs import Job
 from leapbatch.manifest import Manifest, load_manifest
 from leapbatch.manifest.expand import expand, in_shard
+from leapbatch.view.catalog import Catalog, catalog
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +31,7 @@ class RunManifest:
     dataset: DatasetManifest
     manifest: Manifest | None = None
     jobs: list[Job] = field(default_factory=list)
+    matrix_jobs: int = 0  # the matrix's combinations after exclude (what `sample` picked from)
 
     @property
     def captions(self) -> dict[str, str | None] | None:
@@ -53,8 +55,10 @@ def read_manifest(path: Path, state: LedgerState) -> RunManifest:
     a `UsageError` or `ManifestError` if it is no manifest."""
     manifest = load_manifest(path)
     held = folder_holding(state)
-    jobs = in_shard(expand(manifest), None if held is None else held.shard).jobs
-    return RunManifest(DatasetManifest(str(path), frozenset(job.key for job in jobs)), manifest, jobs)
+    expansion = expand(manifest)
+    jobs = in_shard(expansion, None if held is None else held.shard).jobs
+    keys = frozenset(job.key for job in jobs)
+    return RunManifest(DatasetManifest(str(path), keys), manifest, jobs, expansion.combinations - expansion.excluded)
 
 
 def last_run_manifest(state: LedgerState) -> RunManifest:
@@ -74,3 +78,12 @@ def last_run_manifest(state: LedgerState) -> RunManifest:
     if found.manifest is None or found.manifest.source_sha256 != record.manifest_sha256:
         return unknown(shown, f"the last run's manifest {shown} changed since (its sha256 differs)")
     return found
+
+
+def folder_catalog(out: Path, state: LedgerState) -> Catalog:
+    """Return the catalog of a folder (`leapbatch.view.catalog`): its manifest's jobs when it can be read back, else
+    every job the ledger holds, with no rules (then an empty cell can only say that no job has its values)."""
+    found = last_run_manifest(state)
+    if found.manifest is None:
+        return catalog(state, None, None, name=out.resolve().name, unknown_why=found.dataset.why or "")
+    return catalog(state, found.jobs, found.manifest, name=found.manifest.name, matrix_jobs=found.matrix_jobs)

@@ -25,6 +25,7 @@ from leapbatch.emulator import (
     fault_plan,
     serve_emulator,
 )
+from leapbatch.emulator.config import IMAGE_MODES, ImageMode
 from leapbatch.errors import UsageError
 from leapbatch.wire import API_PREFIX
 
@@ -110,6 +111,13 @@ def register(sub: SubParsers) -> None:
         help="webhook body: the entity as Leap's docs show it, or {\"result\": entity} as Leap's starter app reads it"
         " (default: %(default)s)",
     )
+    parser.add_argument(
+        "--images",
+        choices=IMAGE_MODES,
+        default="subject",
+        help="what the images show: the subject the prompt names (a fox for 'a red fox', styled by words such as"
+        " watercolor or night), or abstract shapes (default: %(default)s)",
+    )
     conditions = parser.add_argument_group("server conditions (each applies to every request)")
     conditions.add_argument(
         "--clock-offset",
@@ -193,6 +201,7 @@ class ServerConditions:
     models: frozenset[str] | None = None
     list_lag: float = DEFAULT_LIST_LAG
     trickle_rate: float = DEFAULT_TRICKLE_RATE
+    images: ImageMode = "subject"  # `run --local` shows subjects too
 
 
 def emulated(
@@ -238,6 +247,7 @@ def emulated(
         clock_offset=server.clock_offset,
         billing_limit=server.billing_limit,
         models=server.models,
+        images=server.images,
     )
 
 
@@ -275,6 +285,7 @@ def config_from(args: argparse.Namespace) -> EmulatorConfig:
             models=_models(args.models),
             list_lag=args.list_lag,
             trickle_rate=args.trickle_rate,
+            images=args.images,
         ),
     )
 

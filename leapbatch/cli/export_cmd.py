@@ -12,18 +12,16 @@ import argparse
 import re
 from pathlib import Path
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
 from leapbatch.cli._common import SubParsers, beside, count, print_json, say
 from leapbatch.cli._dataset import RunManifest, last_run_manifest
 from leapbatch.cli.ledger_cmds import no_run_working, output_folder
+from leapbatch.cli.progress import counting
 from leapbatch.errors import EXIT_OK, UsageError, plural
 from leapbatch.export.build import FORMATS, export_dataset
 from leapbatch.export.captions import captioner
 from leapbatch.export.card import CardFacts
 from leapbatch.export.formats import DEFAULT_SHARD_BYTES, ExportOptions
-from leapbatch.export.images import ExportImage, export_images
+from leapbatch.export.images import export_images
 from leapbatch.export.split import DEFAULT_SPLIT, parse_split
 from leapbatch.folder.ledger import read_ledger
 from leapbatch.folder.state import LedgerState, Phase
@@ -161,9 +159,9 @@ def handle_export(args: argparse.Namespace) -> int:
     name = found.manifest.name if found.manifest is not None else out.name
     options = ExportOptions(name, args.shard_size, max(1, args.repeats), args.class_name)
     parts = parse_split(args.split) if args.split != "train=1" else DEFAULT_SPLIT
-    with _progress(images, quiet=args.json) as ticking:
+    with counting("exporting", len(images), quiet=args.json) as tick:
         summary = export_dataset(
-            ticking,
+            images if tick is None else [image.ticking(tick) for image in images],
             dest,
             args.format,
             options,
@@ -180,22 +178,3 @@ def handle_export(args: argparse.Namespace) -> int:
     say(f"exported {plural(len(images), 'image')} as {args.format} to {dest} ({shown}; {summary.files:,} files)")
     say(f"next: leapbatch verify {dest}")
     return EXIT_OK
-
-
-class _progress:  # noqa: N801 -- used as a context manager, read as a phrase
-    """Show a bar of images written on a terminal (nothing elsewhere, nor with --json)."""
-
-    def __init__(self, images: list[ExportImage], *, quiet: bool) -> None:
-        self.images, self.quiet = images, quiet
-        columns = (TextColumn("exporting"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-        self.bar = Progress(*columns, console=Console(stderr=True), transient=True)
-
-    def __enter__(self) -> list[ExportImage]:
-        if self.quiet or not self.bar.console.is_terminal:
-            return self.images
-        self.bar.start()
-        task = self.bar.add_task("export", total=len(self.images))
-        return [image.ticking(lambda: self.bar.advance(task)) for image in self.images]
-
-    def __exit__(self, *exc: object) -> None:
-        self.bar.stop()

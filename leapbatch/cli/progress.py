@@ -9,7 +9,8 @@ The ETA and jobs/s come from the jobs that ended lately (`leapbatch.cli.eta`), t
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TextIO
@@ -193,3 +194,17 @@ class RunProgress:
     def elapsed(self) -> float:
         """Return the seconds since the display started."""
         return self._clock() - self._started
+
+
+@contextmanager
+def counting(label: str, total: int | None, *, quiet: bool) -> Iterator[Callable[[], None] | None]:
+    """Show a bar counting `label` items on a terminal's stderr while the block runs; yield the tick that advances
+    it, or None (not a terminal, or `quiet`: nothing is shown)."""
+    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    bar = Progress(*columns, console=Console(stderr=True), transient=True)
+    if quiet or not bar.console.is_terminal:
+        yield None
+        return
+    with bar:
+        task = bar.add_task(label, total=total)
+        yield lambda: bar.advance(task)

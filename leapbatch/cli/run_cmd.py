@@ -23,11 +23,19 @@ from leapbatch.cli._common import SubParsers, beside, limit, number, say
 from leapbatch.cli.consent import agree
 from leapbatch.cli.costs import add_money_options, caps_of, estimate, price_of
 from leapbatch.cli.emulator_cmd import DEFAULT_FAULT_DELAY, emulated
+from leapbatch.cli.gallery_cmd import RunGallery, keep_gallery, run_gallery
 from leapbatch.cli.local_waits import LOCAL_MAX_RETRY_AFTER, LOCAL_SETTLE_WINDOW, max_retry_after, settle_window
 from leapbatch.cli.progress import RunProgress
 from leapbatch.cli.shards import add_shard_option, check_folder_shard, count_share, rate_share, shard_out
 from leapbatch.emulator import EmulatorConfig, serve_emulator
-from leapbatch.errors import EXIT_OK, EXIT_SOME_FAILED, ApiUnavailableError, BudgetReachedError, UsageError, plural
+from leapbatch.errors import (
+    EXIT_OK,
+    EXIT_SOME_FAILED,
+    ApiUnavailableError,
+    BudgetReachedError,
+    UsageError,
+    plural,
+)
 from leapbatch.folder.images import ImageStore, sweep_parts
 from leapbatch.folder.ledger import Ledger, now, open_folder
 from leapbatch.folder.records import RunRecord
@@ -150,6 +158,11 @@ def register(sub: SubParsers) -> None:
         help="run only if the folder's total cost (committed plus this run's estimate, as `plan` shows) is at most "
         "TOTAL; a grown plan is refused (exit 2)",
     )
+    parser.add_argument(
+        "--gallery",
+        action="store_true",
+        help="keep OUT/gallery/index.html current while the run works (an open page picks up changes)",
+    )
     parser.add_argument("--plain", action="store_true", help="plain progress lines instead of a live display")
     parser.add_argument("--quiet", action="store_true", help="no progress output, only the final summary")
     parser.set_defaults(handler=handle)
@@ -230,6 +243,7 @@ def handle(args: argparse.Namespace) -> int:
             say(f"note: removed {len(removed)} unfinished download(s) left by an earlier run")
         cost = estimate(expansion, ledger.state, price, caps, retry_failed=args.retry_failed)
         agree(args, manifest, len(jobs), cost, ledger, shard=shard)
+        gallery = run_gallery(args, out, manifest, expansion, ledger.state)
         progress = RunProgress(sys.stderr, plain=True if args.plain else None, quiet=args.quiet)
         summary: RunSummary | None = None
         try:
@@ -248,12 +262,15 @@ def handle(args: argparse.Namespace) -> int:
                         max_in_flight=count_share(args.max_in_flight or limits.max_in_flight, shard),
                         http_timeout=args.http_timeout,
                         max_retry_after=max_retry_after(args.max_retry_after, local=args.local),
+                        gallery=gallery,
                     ),
                     ledger,
                     progress,
                 )
         finally:  # on success, failure, Ctrl-C, SIGTERM and SIGHUP alike; the CLI's boundary then says what happened
             write_results(out, jobs, ledger.state, name=manifest.name)
+            if gallery is not None:
+                gallery.final(ledger.state)
     return _report(summary, out, progress.elapsed, server=configured_server(target.base_url))
 
 
@@ -270,6 +287,7 @@ class _Plan:
     max_in_flight: int
     http_timeout: float
     max_retry_after: float
+    gallery: RunGallery | None = None
 
 
 async def _run(plan: _Plan, ledger: Ledger, progress: RunProgress) -> RunSummary:
@@ -319,6 +337,8 @@ async def _run(plan: _Plan, ledger: Ledger, progress: RunProgress) -> RunSummary
                 events=progress,
             )
             nursery.start_soon(_tick, progress)
+            if plan.gallery is not None:
+                nursery.start_soon(keep_gallery, plan.out, plan.gallery.dest, ledger, plan.gallery.snapshot)
             summary = await runner.run(plan.jobs)
         nursery.cancel_scope.cancel()
     return summary

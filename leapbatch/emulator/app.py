@@ -18,6 +18,7 @@ from leapbatch.emulator.asgi import NO_TWIST, UNAUTHORIZED, Reply, Request, _App
 from leapbatch.emulator.images import ImageCache
 from leapbatch.emulator.render import deleted_entity
 from leapbatch.emulator.state import EmulatorState, Job
+from leapbatch.emulator.subjects import subject_name
 from leapbatch.emulator.validation import InvalidRequestError, parse_json, validate_create, validate_list_query
 from leapbatch.wire import API_PREFIX, InferenceState
 
@@ -185,6 +186,9 @@ class ImageApp(_App):
         job = self.state.image_job(request.params["inference_id"], int(request.params["index"]))
         if job is None:
             return _not_found(request.method, request.path)
-        r = job.request
-        data = await self.images.png(r["prompt"], r["seed"], r["width"], r["height"], int(request.params["index"]))
+        r, mode = job.request, self.state.config.images
+        index = int(request.params["index"])
+        data = await self.images.png(r["prompt"], r["seed"], r["width"], r["height"], index, mode=mode)
+        if mode == "subject":
+            self.state.stats.drew(job.id, subject_name(r["prompt"]))
         return Reply(200, data, "image/png", (("cache-control", "public, max-age=31536000, immutable"),))

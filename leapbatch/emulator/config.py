@@ -5,12 +5,18 @@ The triggers are server conditions a test turns on whole, not per request: `cloc
 runs ahead or behind), `billing_limit` (creates are refused with 402 once that many images were made) and `models`
 (only these model ids exist). Rate-based faults live in the fault plan (faults.py). A trigger or a plan makes the
 stats carry their `faults` group, where each trigger counts the answers it changed.
+
+`images` picks what the image host draws (images.py): `abstract` (the library's default, so a faithful emulator's
+bytes and stats never change) or `subject` (what `leapbatch emulator` and `run --local` serve). In subject mode
+the stats gain a `subjects` group with the first image served: images served per subject drawn (`abstract` for a
+prompt naming none) and the subject of each of the last `SUBJECT_JOBS_KEPT` jobs whose images were served, by
+inference id. Both stay bounded: there are as many subjects as icons, and old jobs drop out of the second map.
 """
 
 from __future__ import annotations
 
 import math
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
@@ -28,6 +34,9 @@ ROUTES = ("create", "list", "get", "delete", "image")
 JobFate = Literal["fail", "stuck"]
 WebhookShape = Literal["bare", "result"]
 WEBHOOK_SHAPES: tuple[WebhookShape, ...] = ("bare", "result")
+ImageMode = Literal["subject", "abstract"]
+IMAGE_MODES: tuple[ImageMode, ...] = ("subject", "abstract")
+SUBJECT_JOBS_KEPT = 1000  # jobs whose subject the stats remember (the oldest are forgotten first)
 
 
 @runtime_checkable
@@ -55,7 +64,7 @@ class ManualClock:
 
 @dataclass(frozen=True, slots=True)
 class EmulatorConfig:
-    """How the emulator behaves; every field has the default `leapbatch emulator` uses."""
+    """How the emulator behaves; every field but `images` has the default `leapbatch emulator` uses."""
 
     token: str | None = None  # the only bearer token accepted; None accepts any non-empty token
     speed: float = 1.0  # simulated generation runs this many times faster than Leap (inf: instant)
@@ -73,6 +82,7 @@ class EmulatorConfig:
     clock_offset: float = 0.0  # seconds the server's wall clock (createdAt, Date) runs ahead (+) or behind (-)
     billing_limit: int | None = None  # images the account may make; creates past it answer 402
     models: frozenset[str] | None = None  # the model ids that exist; None: every id does
+    images: ImageMode = "abstract"  # what images show; `leapbatch emulator` and `run --local` use "subject"
 
     def __post_init__(self) -> None:
         if not self.speed > 0:  # also rejects NaN
@@ -91,6 +101,8 @@ class EmulatorConfig:
             raise ValueError(f"billing_limit must be >= 0 images, got {self.billing_limit}")
         if self.models is not None and not all(self.models):
             raise ValueError("models must be non-empty ids")
+        if self.images not in IMAGE_MODES:
+            raise ValueError(f"images must be one of {', '.join(IMAGE_MODES)}, got {self.images!r}")
 
     @property
     def has_triggers(self) -> bool:
@@ -118,6 +130,16 @@ class Stats:
     ambiguous_creates: int = 0  # jobs created whose 201 was lost, late or garbled by a fault
     faults: Counter[str] = field(default_factory=Counter)  # every fault served, by name
     report_faults: bool = False  # whether the snapshot carries the fault groups (only with a fault plan)
+    subject_images: Counter[str] = field(default_factory=Counter)  # images served in subject mode, per subject
+    job_subjects: OrderedDict[str, str] = field(default_factory=OrderedDict)  # inference id -> subject, newest last
+
+    def drew(self, inference_id: str, subject: str) -> None:
+        """Count an image served in subject mode, showing `subject`, for the job `inference_id`."""
+        self.subject_images[subject] += 1
+        self.job_subjects[inference_id] = subject
+        self.job_subjects.move_to_end(inference_id)
+        while len(self.job_subjects) > SUBJECT_JOBS_KEPT:
+            self.job_subjects.popitem(last=False)
 
     def snapshot(self) -> dict[str, Any]:
         """Return the counters as a JSON-ready dict (one key per group, so new groups slot in)."""
@@ -135,4 +157,9 @@ class Stats:
         if self.report_faults:  # a faithful emulator's stats keep their shape
             snapshot["ambiguous_creates"] = self.ambiguous_creates
             snapshot["faults"] = {name: self.faults[name] for name in sorted(self.faults)}
+        if self.subject_images:  # only once subject mode served an image: abstract stats keep their shape
+            snapshot["subjects"] = {
+                "images": {name: self.subject_images[name] for name in sorted(self.subject_images)},
+                "jobs": dict(self.job_subjects),
+            }
         return snapshot

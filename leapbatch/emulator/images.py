@@ -1,11 +1,16 @@
 """Render the emulator's images: real, deterministic PNGs, kept in a small LRU cache.
 
-An image is a two-colour gradient (one of eight directions) with four rectangles or ellipses on top; colours,
-direction and shapes come from `sha256(prompt, seed, index)`, so the same inputs give the same bytes and a
-different prompt, seed or index gives a visibly different picture. It is drawn in palette mode: one byte per pixel
-makes PNG encoding about three times faster than RGB (a 1024x1024 image takes ~10 ms here), which matters because
-encoding blocks whichever thread runs it. `ImageCache.png` therefore renders big images in a worker thread and
-keeps the last few hundred results.
+Two modes (`EmulatorConfig.images`). **abstract**: a two-colour gradient (one of eight directions) with four
+rectangles or ellipses on top; colours, direction and shapes come from `sha256(prompt, seed, index)`. **subject**:
+the subject the prompt names (`subjects.scene`) drawn from its vendored mask (icons/) over a sky, in the colours
+and texture its style and light words give (`subjects.look`), moved and sized by the same digest; a prompt naming
+no subject gets the abstract picture, byte for byte. Either way the same inputs give the same bytes.
+
+Both draw in palette mode: one byte per pixel makes PNG encoding about three times faster than RGB (a 1024x1024
+image takes ~10 ms here), which matters because encoding blocks whichever thread runs it. A subject picture is
+composed as palette indices in an "L" image: the sky's index is `level * GRAIN + noise` (so paper grain costs no
+extra pass over RGB), the figure's body, outline, glow and hatching have indices of their own. `ImageCache.png`
+renders big images in a worker thread and keeps the last few hundred results, keyed by mode too.
 """
 
 from __future__ import annotations
@@ -14,15 +19,28 @@ import functools
 import hashlib
 import io
 from collections import OrderedDict
+from collections.abc import Callable
+from importlib import resources
 
 import trio
-from PIL import Image, ImageDraw
+from PIL import Image, ImageChops, ImageDraw
+
+from leapbatch.emulator.config import ImageMode
+from leapbatch.emulator.subjects import RGB, Look, look, scene
 
 GRADIENT_LEVELS = 240  # palette entries 0..239 hold the gradient, 240.. the shapes
 SHAPES = 4
 THREAD_THRESHOLD = 256 * 256  # pixels above which rendering moves off the event loop
 
-ImageKey = tuple[str, int, int, int, int]  # (prompt, seed, width, height, index)
+# (prompt, seed, width, height, index), plus the mode for subject images (abstract keys keep their first shape)
+ImageKey = tuple[str, int, int, int, int] | tuple[str, int, int, int, int, ImageMode]
+
+SKY_LEVELS = 56  # sky indices 0..223: level * GRAIN + noise
+GRAIN = 4
+BODY = SKY_LEVELS * GRAIN  # 224..227 (+ noise)
+LINE = BODY + GRAIN  # 228..231 (+ noise)
+GLOW = LINE + GRAIN
+HATCH = GLOW + 1
 
 
 @functools.cache
@@ -64,8 +82,110 @@ def render_png(prompt: str, seed: int, width: int, height: int, index: int) -> b
     return out.getvalue()
 
 
+@functools.cache
+def _mask(subject: str) -> Image.Image:
+    """Return the vendored mask of `subject` (0 outside, 128 body, 192-255 outline)."""
+    data = resources.files("leapbatch.emulator").joinpath("icons", f"{subject}.png").read_bytes()
+    with Image.open(io.BytesIO(data)) as mask:
+        return mask.convert("L")
+
+
+@functools.cache
+def _noise() -> Image.Image:
+    """Return a fixed 256x256 tile of grain, values 0..GRAIN-1 (the same on every machine)."""
+    tile = Image.frombytes("L", (256, 256), hashlib.shake_256(b"leapbatch emulator grain").digest(256 * 256))
+    return tile.point([value % GRAIN for value in range(256)])
+
+
+@functools.cache
+def _sky_levels() -> Image.Image:
+    """Return the 256x256 top-to-bottom sky, as the index of each level's first grain entry."""
+    return Image.linear_gradient("L").point([value * SKY_LEVELS // 256 * GRAIN for value in range(256)])
+
+
+def _shade(colour: RGB, grain: int, step: int) -> list[int]:
+    """Return `colour` as palette bytes, brightened or darkened by grain step `step` of GRAIN."""
+    delta = grain * (2 * step - GRAIN + 1) // (2 * GRAIN)
+    return [max(0, min(255, channel + delta)) for channel in colour]
+
+
+def _palette(style: Look) -> list[int]:
+    """Return the palette of a subject picture: sky levels x grain, body, outline, glow, hatching."""
+    top, bottom = style.sky
+    palette: list[int] = []
+    for level in range(SKY_LEVELS):
+        colour = tuple(a + (b - a) * level // (SKY_LEVELS - 1) for a, b in zip(top, bottom, strict=True))
+        for step in range(GRAIN):
+            palette += _shade((colour[0], colour[1], colour[2]), style.grain, step)
+    for colour in (style.body, style.line):
+        for step in range(GRAIN):
+            palette += _shade(colour, style.grain, step)
+    palette += [*(style.glow or style.line), *_shade(style.sky[1], 60, 0)]
+    return palette
+
+
+def _figure(canvas: Image.Image, subject: str, style: Look) -> None:
+    """Paste the subject's figure (and its glow) onto `canvas`, an "L" image of palette indices."""
+    width, height = canvas.size
+    side = max(4, int(min(width, height) * style.size))
+    left = (width - side) // 2 + int(style.offset[0] * width)
+    top = (height - side) // 2 + int(style.offset[1] * height)
+    mask = _mask(subject).resize((side, side), Image.Resampling.BILINEAR)
+    if style.glow is not None:
+        halo = side * 9 // 8
+        shape = _mask(subject).resize((halo, halo), Image.Resampling.BILINEAR).point(lambda v: 255 * (v >= 64), "1")
+        canvas.paste(GLOW, (left - (halo - side) // 2, top - (halo - side) // 2), shape)
+    layer = mask.point([0] * 64 + [BODY] * 128 + [LINE] * 64)
+    if style.grain:
+        layer = ImageChops.add(layer, _noise().resize((side, side), Image.Resampling.NEAREST))
+    canvas.paste(layer, (left, top), mask.point(lambda v: 255 * (v >= 64), "1"))
+
+
+def _hatch(canvas: Image.Image) -> None:
+    """Draw diagonal hatching over `canvas` (before the figure, so only the paper shows it)."""
+    width, height = canvas.size
+    draw = ImageDraw.Draw(canvas)
+    gap = max(4, min(width, height) // 24)
+    for start in range(-height, width, gap):
+        draw.line((start, height, start + height, 0), fill=HATCH, width=max(1, gap // 8))
+
+
+def render_subject_png(prompt: str, seed: int, width: int, height: int, index: int) -> bytes:
+    """Return the PNG bytes of image `index` showing the prompt's subject (abstract when it names none)."""
+    picture = scene(prompt)
+    if picture.subject is None:
+        return render_png(prompt, seed, width, height, index)
+    style = look(picture, hashlib.sha256(f"{prompt}\x00{seed}\x00{index}".encode()).digest())
+    drawn = (width, height)
+    if style.pixels and min(width, height) > style.pixels:
+        drawn = (
+            max(1, width * style.pixels // min(width, height)),
+            max(1, height * style.pixels // min(width, height)),
+        )
+    # NEAREST keeps one byte per pixel (as in `render_png`); the sky's bands are 1/56 of its height.
+    canvas = _sky_levels().resize(drawn, Image.Resampling.NEAREST)
+    if style.grain:
+        canvas = ImageChops.add(canvas, _noise().resize(drawn, Image.Resampling.NEAREST))
+    if style.hatch:
+        _hatch(canvas)
+    _figure(canvas, picture.subject, style)
+    if drawn != (width, height):
+        canvas = canvas.resize((width, height), Image.Resampling.NEAREST)
+    image = canvas.convert("P")  # L -> P keeps each pixel's value as its palette index
+    image.putpalette(_palette(style))
+    out = io.BytesIO()
+    image.save(out, format="PNG", compress_level=1)
+    return out.getvalue()
+
+
+RENDERERS: dict[ImageMode, Callable[[str, int, int, int, int], bytes]] = {
+    "subject": render_subject_png,
+    "abstract": render_png,
+}
+
+
 class ImageCache:
-    """The last `capacity` rendered PNGs, keyed by (prompt, seed, width, height, index)."""
+    """The last `capacity` rendered PNGs, keyed by (prompt, seed, width, height, index) and mode."""
 
     def __init__(self, capacity: int = 256) -> None:
         self.capacity = capacity
@@ -88,15 +208,20 @@ class ImageCache:
         while len(self._entries) > self.capacity:
             self._entries.popitem(last=False)
 
-    async def png(self, prompt: str, seed: int, width: int, height: int, index: int) -> bytes:
-        """Return the image's PNG bytes, rendering them (in a thread when big) on a cache miss."""
-        key = (prompt, seed, width, height, index)
+    async def png(
+        self, prompt: str, seed: int, width: int, height: int, index: int, *, mode: ImageMode = "abstract"
+    ) -> bytes:
+        """Return the image's PNG bytes in `mode`, rendering them (in a thread when big) on a cache miss."""
+        key: ImageKey = (prompt, seed, width, height, index)
+        if mode != "abstract":
+            key = (*key, mode)
         data = self.get(key)
         if data is None:
+            render = RENDERERS[mode]
             # Two concurrent misses for one key both render: harmless, and rarer than the bookkeeping is worth.
             if width * height > THREAD_THRESHOLD:
-                data = await trio.to_thread.run_sync(render_png, *key)
+                data = await trio.to_thread.run_sync(render, prompt, seed, width, height, index)
             else:
-                data = render_png(*key)
+                data = render(prompt, seed, width, height, index)
             self.put(key, data)
         return data

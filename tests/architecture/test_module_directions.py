@@ -67,7 +67,6 @@ def importers_of(library: str) -> set[str]:
                 "leapbatch.cli.progress",
                 "leapbatch.cli.ledger_cmds",
                 "leapbatch.cli.manifest_cmds",
-                "leapbatch.cli.export_cmd",
             },
         ),
         ("hypercorn", {"leapbatch.emulator.serve"}),

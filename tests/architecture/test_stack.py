@@ -12,7 +12,7 @@ import leapbatch
 
 PACKAGE = Path(leapbatch.__file__).parent
 LEAVES = {"errors", "wire", "jobs", "events", "crashpoints", "pricing"}
-LAYER = {"manifest": 1, "api": 1, "folder": 1, "run": 2, "export": 2, "cli": 3, "__main__": 4}
+LAYER = {"manifest": 1, "api": 1, "folder": 1, "run": 2, "export": 2, "view": 2, "cli": 3, "__main__": 4}
 
 
 def _runtime_imports(path: Path) -> set[str]:

@@ -44,13 +44,15 @@ def assert_complete(out: Path, jobs: int) -> None:
 
 
 async def test_example_runs_locally_and_loads_as_a_dataset(cli: Cli, tmp_path: Path) -> None:
-    """The Quick start command gives every image, each matching its ledger sha256, and a loadable dataset."""
+    """The Quick start command gives every image, each matching its ledger sha256, a loadable dataset (the gallery
+    beside metadata.jsonl in no way disturbs it) and the gallery's page."""
     out = tmp_path / "example"
-    done = await cli("run", "--local", str(EXAMPLE), "--out", str(out), env=cli.env())
+    done = await cli("run", "--local", "--gallery", str(EXAMPLE), "--out", str(out), env=cli.env())
     assert 0 == done.returncode, done.stderr.decode()
     assert b"Traceback" not in done.stderr
     assert b"done: 12 of 12 jobs finished, 12 images" in done.stderr
     assert_complete(out, EXAMPLE_JOBS)
+    assert len(list((out / "gallery" / "thumbs").iterdir())) == EXAMPLE_JOBS
 
     def load() -> int:
         import datasets
