@@ -1,5 +1,5 @@
-"""The stack (leapbatch/__init__.py): leaves < manifest, api, folder < run, export < cli, the emulator aside; each room
-imports only from rooms below it, and httpx and trio live where the layout says."""
+"""The stack (leapbatch/__init__.py): leaves < manifest, api, folder < run, export, view < cli, the emulator aside;
+each room imports only from rooms below it, and httpx and trio live where the layout says."""
 
 from __future__ import annotations
 
