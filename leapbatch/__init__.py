@@ -11,7 +11,7 @@
 #   errors, wire, jobs, events, crashpoints, pricing   leaves: no network, disk or clock; everything may import them
 #   manifest/   YAML file -> checked Manifest -> jobs, plan summaries (the only yaml importer)
 #   api/        Leap over HTTP: client, retry, backoff, rate limits, streamed downloads (httpx lives here)
-#   folder/     the output folder's on-disk contract: ledger, records + fold, checkpoint, images, atomic files,
+#   folder/     the output folder's on-disk contract: ledger, records + fold, checkpoint, keys, images, atomic files,
 #               results, status, verify, shards held, merge of shard folders (no network)
 #   run/        jobs -> records + images: runner, submit, poller and its learned pace, resume, budget, delete, repair
 #               (never sees a manifest)

@@ -10,15 +10,18 @@ of its manifest (`leapbatch.folder.shards`) has that shard's jobs as its dataset
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from leapbatch import __version__
 from leapbatch.errors import ManifestError, UsageError
+from leapbatch.folder.keys_cache import load_keys
 from leapbatch.folder.records import RunRecord
 from leapbatch.folder.shards import WORKING_COMMANDS, folder_holding
 from leapbatch.folder.state import LedgerState
 from leapbatch.folder.status import DatasetManifest
-from leapbatch.jobs import Job
+from leapbatch.jobs import Job, Shard
 from leapbatch.manifest import Manifest, load_manifest
 from leapbatch.manifest.expand import expand, in_shard
 from leapbatch.view.catalog import Catalog, catalog
@@ -53,16 +56,30 @@ def unknown(path: str | None, why: str) -> RunManifest:
 def read_manifest(path: Path, state: LedgerState) -> RunManifest:
     """Load and expand the manifest at `path`, as far as the folder of `state` holds it (its shard, if it holds one);
     a `UsageError` or `ManifestError` if it is no manifest."""
-    manifest = load_manifest(path)
-    held = folder_holding(state)
+    return _expanded(path, load_manifest(path), state)
+
+
+def _expanded(path: Path, manifest: Manifest, state: LedgerState) -> RunManifest:
     expansion = expand(manifest)
-    jobs = in_shard(expansion, None if held is None else held.shard).jobs
+    jobs = in_shard(expansion, _held_shard(state)).jobs
     keys = frozenset(job.key for job in jobs)
     return RunManifest(DatasetManifest(str(path), keys), manifest, jobs, expansion.combinations - expansion.excluded)
 
 
-def last_run_manifest(state: LedgerState) -> RunManifest:
-    """Return the manifest of the folder's last run if its file is still the one recorded, else why not."""
+def _held_shard(state: LedgerState) -> Shard | None:
+    held = folder_holding(state)
+    return None if held is None else held.shard
+
+
+def expansion_digest(manifest: Manifest, shard: Shard | None) -> str:
+    """Return what names the keys `manifest` expands to in `shard` (`leapbatch.folder.keys_cache`): its sources, the
+    shard, and this leapbatch's version (which decides how keys are made)."""
+    named = f"{__version__}\0{manifest.source_sha256}\0{'' if shard is None else shard}"
+    return hashlib.sha256(named.encode()).hexdigest()
+
+
+def _recorded(state: LedgerState) -> tuple[Path, Manifest] | RunManifest:
+    """Return the manifest of the folder's last run, loaded, if its file is still the one recorded; else why not."""
     record = last_run(state)
     if record is None:
         return unknown(None, "no run is recorded")
@@ -70,14 +87,31 @@ def last_run_manifest(state: LedgerState) -> RunManifest:
         return unknown(record.manifest_path, "the last run recorded no manifest")
     shown = record.manifest_path
     try:
-        found = read_manifest(Path(record.manifest_path), state)
+        manifest = load_manifest(Path(shown))
     except UsageError:
         return unknown(shown, f"the last run's manifest {shown} cannot be read here")
     except ManifestError:
         return unknown(shown, f"the last run's manifest {shown} changed since (it is no longer valid)")
-    if found.manifest is None or found.manifest.source_sha256 != record.manifest_sha256:
+    if manifest.source_sha256 != record.manifest_sha256:
         return unknown(shown, f"the last run's manifest {shown} changed since (its sha256 differs)")
-    return found
+    return Path(shown), manifest
+
+
+def last_run_manifest(state: LedgerState) -> RunManifest:
+    """Return the manifest of the folder's last run if its file is still the one recorded, else why not."""
+    found = _recorded(state)
+    return found if isinstance(found, RunManifest) else _expanded(*found, state)
+
+
+def last_run_dataset(out: Path, state: LedgerState) -> DatasetManifest:
+    """Return the keys of the folder's last run's manifest (as `last_run_manifest(state).dataset`), read from the
+    keys `run` left in `out` when they are for this manifest, shard and version, else by expanding it."""
+    found = _recorded(state)
+    if isinstance(found, RunManifest):
+        return found.dataset
+    path, manifest = found
+    keys = load_keys(out, expansion_digest(manifest, _held_shard(state)))
+    return _expanded(path, manifest, state).dataset if keys is None else DatasetManifest(str(path), keys)
 
 
 def folder_catalog(out: Path, state: LedgerState) -> Catalog:

@@ -19,7 +19,7 @@ from leapbatch.api.client import api_http, download_http
 from leapbatch.cli import signals
 from leapbatch.cli._api import retrying_client, settings_for_folder
 from leapbatch.cli._common import SubParsers, number, print_json, say, show
-from leapbatch.cli._dataset import last_run_manifest
+from leapbatch.cli._dataset import last_run_dataset, last_run_manifest
 from leapbatch.errors import EXIT_OK, EXIT_SOME_FAILED, OutputLockedError, UsageError, plural
 from leapbatch.events import discard
 from leapbatch.export.verify import is_export, verify_export
@@ -114,7 +114,7 @@ def handle_status(args: argparse.Namespace) -> int:
     """Print the status of a folder."""
     out = output_folder(args.out)
     state = read_ledger(out)
-    report = status_report(out, state, folder_usage(out), tally(state), last_run_manifest(state).dataset)
+    report = status_report(out, state, folder_usage(out), tally(state), last_run_dataset(out, state))
     if args.json:
         print_json(report)
     else:

@@ -20,6 +20,7 @@ from leapbatch.api.ratelimit import AdaptiveLimiter
 from leapbatch.cli import signals
 from leapbatch.cli._api import check_folder_server, configured_server, retrying_client
 from leapbatch.cli._common import SubParsers, beside, limit, number, say
+from leapbatch.cli._dataset import expansion_digest
 from leapbatch.cli.consent import agree
 from leapbatch.cli.costs import add_money_options, caps_of, estimate, price_of
 from leapbatch.cli.emulator_cmd import DEFAULT_FAULT_DELAY, emulated
@@ -37,6 +38,7 @@ from leapbatch.errors import (
     plural,
 )
 from leapbatch.folder.images import ImageStore, sweep_parts
+from leapbatch.folder.keys_cache import save_keys
 from leapbatch.folder.ledger import Ledger, now, open_folder
 from leapbatch.folder.records import RunRecord
 from leapbatch.folder.results import write_results
@@ -243,6 +245,7 @@ def handle(args: argparse.Namespace) -> int:
             say(f"note: removed {len(removed)} unfinished download(s) left by an earlier run")
         cost = estimate(expansion, ledger.state, price, caps, retry_failed=args.retry_failed)
         agree(args, manifest, len(jobs), cost, ledger, shard=shard)
+        save_keys(out, expansion_digest(manifest, shard), (job.key for job in jobs))  # for `status`
         gallery = run_gallery(args, out, manifest, expansion, ledger.state)
         progress = RunProgress(sys.stderr, plain=True if args.plain else None, quiet=args.quiet)
         summary: RunSummary | None = None
